@@ -1,0 +1,32 @@
+"""Kernel sources (see :mod:`bisector.kernel.base`) and their registry."""
+
+from .base import (
+    REGISTRY,
+    KernelArtifact,
+    KernelEntry,
+    KernelSource,
+    KernelUnavailable,
+    register,
+    resolve,
+    source_for,
+    split_spec,
+)
+from .debian import DebianSource
+from .local import LocalSource
+from .ubuntu import UbuntuMainlineSource
+
+register("debian", DebianSource)
+register("ubuntu-mainline", UbuntuMainlineSource)
+register("local", LocalSource)
+
+__all__ = [
+    "REGISTRY",
+    "KernelArtifact",
+    "KernelEntry",
+    "KernelSource",
+    "KernelUnavailable",
+    "register",
+    "resolve",
+    "source_for",
+    "split_spec",
+]

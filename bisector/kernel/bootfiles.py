@@ -1,0 +1,239 @@
+"""Make a modular distro kernel boot in our guest.
+
+Debian and Ubuntu build virtio and ext4 as modules, so the kernel alone
+cannot mount the guest's root disk.  For such a kernel we generate, once per
+artifact (cached next to it):
+
+* a tiny initramfs: static busybox, the closure of the modules needed to
+  reach the root disk and the network (from ``modules.dep``), and an init that
+  loads them, mounts ``/dev/vda`` and ``switch_root``s into the image's init;
+* a read-only *modules disk* (ext4 made with ``mke2fs -d``, no root or loop
+  devices needed) holding the whole ``lib/modules/<release>`` tree, mounted
+  by the guest so reproducers can ``modprobe`` anything the kernel ships.
+
+A kernel with virtio/ext4 built in (a ``git:`` build) needs neither.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import lzma
+import os
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import proc
+from ..errors import InfraError
+from .base import KernelArtifact
+
+log = logging.getLogger(__name__)
+
+#: what the guest needs before its own init runs: root disk, ext4, network
+BOOT_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "ext4", "crc32c_generic",
+                "crc32c_intel")
+#: config options that, when all built in, make the initramfs unnecessary
+BUILTIN_NEEDED = ("CONFIG_VIRTIO_PCI", "CONFIG_VIRTIO_BLK", "CONFIG_VIRTIO_NET",
+                  "CONFIG_EXT4_FS")
+BUSYBOX_CANDIDATES = (Path("/bin/busybox"), Path("/usr/bin/busybox"))
+INITRAMFS_VERSION = "1"
+
+INIT_SCRIPT = r"""#!/bin/busybox sh
+# bisector initramfs: load the modules that reach the root disk, then hand over.
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+echo "bisector-initramfs: loading $(wc -l < /modules/order) modules"
+while read -r m; do
+    insmod "/modules/$m" 2>/dev/null || echo "bisector-initramfs: insmod $m failed"
+done < /modules/order
+init=/sbin/bisector-init
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in init=*) init="${arg#init=}" ;; esac
+done
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+mkdir -p /newroot
+if ! mount -t ext4 -o rw /dev/vda /newroot; then
+    echo "bisector-initramfs: cannot mount the root disk /dev/vda"
+    exit 1
+fi
+umount /proc /sys
+mount --move /dev /newroot/dev
+exec switch_root /newroot "$init"
+"""
+
+
+@dataclass(frozen=True)
+class BootFiles:
+    initrd: Path | None
+    modules_disk: Path | None
+
+
+def _modname(path: str) -> str:
+    name = Path(path).name
+    for ext in (".ko.xz", ".ko.zst", ".ko.gz", ".ko"):
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+            break
+    return name.replace("-", "_")
+
+
+def module_closure(modules_dir: Path, wanted: tuple[str, ...]) -> list[str]:
+    """Relative module paths to load, dependencies first (from modules.dep)."""
+    dep_file = modules_dir / "modules.dep"
+    if not dep_file.exists():
+        raise InfraError(f"{modules_dir}: no modules.dep (depmod did not run?)")
+    deps: dict[str, tuple[str, list[str]]] = {}
+    for line in dep_file.read_text().splitlines():
+        path, sep, rest = line.partition(":")
+        if sep:
+            deps[_modname(path)] = (path, rest.split())
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen or name not in deps:
+            return
+        seen.add(name)
+        path, requires = deps[name]
+        for r in requires:
+            visit(_modname(r))
+        order.append(path)
+
+    for w in wanted:
+        visit(w)
+    return order
+
+
+def _read_module(path: Path) -> bytes:
+    data = path.read_bytes()
+    if path.name.endswith(".xz"):
+        return lzma.decompress(data)
+    if path.name.endswith(".gz"):
+        return gzip.decompress(data)
+    if path.name.endswith(".zst"):
+        return proc_bytes(["zstd", "-dc", path])
+    return data
+
+
+def proc_bytes(argv: list[str | Path]) -> bytes:
+    with tempfile.TemporaryFile() as fh:
+        proc.run(argv, stdout_file=fh, timeout=60)
+        fh.seek(0)
+        return fh.read()
+
+
+class Cpio:
+    """A minimal writer for the kernel's ``newc`` initramfs format (no root needed)."""
+
+    def __init__(self) -> None:
+        self.buf = io.BytesIO()
+        self.ino = 1
+
+    def _entry(self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0)
+               ) -> None:
+        namez = name.encode() + b"\0"
+        fields = [self.ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(namez), 0]
+        self.ino += 1
+        self.buf.write(b"070701" + b"".join(b"%08X" % f for f in fields))
+        self.buf.write(namez)
+        self.buf.write(b"\0" * (-(110 + len(namez)) % 4))
+        self.buf.write(data)
+        self.buf.write(b"\0" * (-len(data) % 4))
+
+    def dir(self, name: str) -> None:
+        self._entry(name, stat.S_IFDIR | 0o755)
+
+    def file(self, name: str, data: bytes, mode: int = 0o644) -> None:
+        self._entry(name, stat.S_IFREG | mode, data)
+
+    def chardev(self, name: str, major: int, minor: int) -> None:
+        self._entry(name, stat.S_IFCHR | 0o600, rdev=(major, minor))
+
+    def finish(self) -> bytes:
+        self._entry("TRAILER!!!", 0)
+        self.buf.write(b"\0" * (-self.buf.tell() % 512))
+        return self.buf.getvalue()
+
+
+def needs_initramfs(art: KernelArtifact) -> bool:
+    if art.modules is None:
+        return False
+    values = art.config_values()
+    if not values:
+        return True
+    return any(values.get(opt) != "y" for opt in BUILTIN_NEEDED)
+
+
+def build_initramfs(art: KernelArtifact, dest: Path) -> Path:
+    assert art.modules is not None
+    busybox = next((p for p in BUSYBOX_CANDIDATES if p.exists()), None)
+    if busybox is None:
+        raise InfraError("static busybox not found (apt-get install busybox-static)")
+    order = module_closure(art.modules, BOOT_MODULES)
+    if not any(_modname(p) == "virtio_blk" for p in order) and \
+            art.config_value("VIRTIO_BLK") != "y":
+        raise InfraError(f"{art.spec}: kernel has no virtio_blk driver (module or built-in)")
+    cpio = Cpio()
+    for d in ("bin", "dev", "proc", "sys", "newroot", "modules"):
+        cpio.dir(d)
+    cpio.chardev("dev/console", 5, 1)
+    cpio.chardev("dev/null", 1, 3)
+    cpio.file("bin/busybox", busybox.read_bytes(), 0o755)
+    cpio.file("init", INIT_SCRIPT.encode(), 0o755)
+    names = []
+    for rel in order:
+        name = _modname(rel) + ".ko"
+        cpio.file(f"modules/{name}", _read_module(art.modules / rel))
+        names.append(name)
+    cpio.file("modules/order", ("\n".join(names) + "\n").encode())
+    tmp = dest.with_suffix(".tmp")
+    tmp.write_bytes(gzip.compress(cpio.finish(), compresslevel=6))
+    tmp.rename(dest)
+    return dest
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def make_ext4(src: Path, dest: Path, label: str, *, slack: float = 1.25,
+              extra_mb: int = 32, log_file: Path | None = None) -> Path:
+    """An ext4 image of ``src`` (mke2fs -d), with features old kernels can mount rw."""
+    size_mb = int(_tree_size(src) * slack / (1 << 20)) + extra_mb
+    tmp = dest.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    proc.run(["mke2fs", "-q", "-F", "-t", "ext4", "-O", "^orphan_file,^metadata_csum_seed",
+              "-E", "root_owner=0:0", "-L", label, "-d", src, tmp, f"{size_mb}M"],
+             timeout=1800, log_file=log_file)
+    tmp.rename(dest)
+    return dest
+
+
+
+def boot_files(art: KernelArtifact) -> BootFiles:
+    """Initramfs and modules disk for ``art`` (built once, cached in its directory)."""
+    initrd = None
+    mods = None
+    if needs_initramfs(art):
+        initrd = art.root / f"initramfs-v{INITRAMFS_VERSION}.cpio.gz"
+        if not initrd.exists():
+            build_initramfs(art, initrd)
+    if art.modules is not None:
+        mods = art.root / "modules.ext4"
+        if not mods.exists():
+            make_ext4(art.modules, mods, "bisector-mods", slack=1.15)
+    return BootFiles(initrd=initrd, modules_disk=mods)

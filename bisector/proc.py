@@ -1,0 +1,161 @@
+"""The one subprocess gate.
+
+Every external command (git, make, qemu, dpkg-deb, ssh-keygen, mke2fs, …) goes
+through :func:`run` (or :func:`spawn` for long-lived processes such as QEMU):
+argv lists only, never a shell string; an explicit cwd/env/timeout; and a
+failure raises :class:`~bisector.errors.CommandError` carrying the command,
+its return code and the tail of its output, so a failed step can be
+diagnosed from the message alone.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import shlex
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from .errors import CommandError, InfraError
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class Completed:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def quote(argv: Sequence[str | os.PathLike[str]]) -> str:
+    """The command as a line a human can paste into a shell (for evidence files)."""
+    return shlex.join(str(a) for a in argv)
+
+
+def _argv(argv: Sequence[str | os.PathLike[str]]) -> list[str]:
+    if isinstance(argv, str | bytes):
+        raise TypeError("argv must be a list, never a shell string")
+    return [os.fspath(a) for a in argv]
+
+
+def run(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    check: bool = True,
+    input: str | None = None,
+    log_file: Path | None = None,
+    stdout_file: IO[bytes] | None = None,
+) -> Completed:
+    """Run a command to completion.
+
+    ``env`` is *added* to the current environment.  With ``log_file`` the
+    combined output is also written there (kept even when the command fails).
+    With ``stdout_file`` stdout goes (binary) to that file and is not captured.
+    """
+    args = _argv(argv)
+    full_env = None
+    if env is not None:
+        full_env = dict(os.environ)
+        full_env.update(env)
+    log.debug("run: %s (cwd=%s)", quote(args), cwd)
+    try:
+        proc = subprocess.run(
+            args,
+            cwd=cwd,
+            env=full_env,
+            timeout=timeout,
+            input=input.encode() if input is not None else None,
+            stdout=stdout_file if stdout_file is not None else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise InfraError(f"command not found: {args[0]} (is it installed? try 'make setup')") \
+            from exc
+    except subprocess.TimeoutExpired as exc:
+        out = _decode(exc.stdout) + _decode(exc.stderr)
+        _write_log(log_file, args, None, out)
+        raise CommandError(args, None, out, timed_out=True, log_path=log_file) from exc
+    stdout = "" if stdout_file is not None else _decode(proc.stdout)
+    stderr = _decode(proc.stderr)
+    _write_log(log_file, args, proc.returncode, stdout + stderr)
+    if check and proc.returncode != 0:
+        raise CommandError(args, proc.returncode, stdout + stderr, log_path=log_file)
+    return Completed(args, proc.returncode, stdout, stderr)
+
+
+def _decode(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    if isinstance(data, str):
+        return data
+    return data.decode("utf-8", errors="replace")
+
+
+def _write_log(path: Path | None, argv: list[str], rc: int | None, output: str) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(f"$ {quote(argv)}\n{output}")
+        if not output.endswith("\n"):
+            fh.write("\n")
+        fh.write(f"[exit {rc if rc is not None else 'timeout'}]\n")
+
+
+def _die_with_parent() -> None:
+    """preexec hook: the child gets SIGKILL if we die (even by kill -9)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except OSError:  # pragma: no cover - non-glibc host
+        pass
+
+
+def spawn(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    cwd: Path | str | None = None,
+    stdout: IO[bytes] | int | None = subprocess.DEVNULL,
+    stderr: IO[bytes] | int | None = subprocess.PIPE,
+) -> subprocess.Popen[bytes]:
+    """Start a long-lived process (QEMU) that dies with us.
+
+    The caller owns teardown (see :func:`terminate`); PR_SET_PDEATHSIG covers
+    the case where we are killed before our ``finally`` blocks run.
+    """
+    args = _argv(argv)
+    log.debug("spawn: %s", quote(args))
+    try:
+        return subprocess.Popen(
+            args, cwd=cwd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+            preexec_fn=_die_with_parent,
+        )
+    except FileNotFoundError as exc:
+        raise InfraError(f"command not found: {args[0]} (is it installed? try 'make setup')") \
+            from exc
+
+
+def terminate(proc: subprocess.Popen[bytes], grace: float = 3.0) -> int | None:
+    """Stop a spawned process: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    return proc.returncode

@@ -1,0 +1,241 @@
+"""One run: a kernel, the guest image, a reproducer → a verdict with evidence.
+
+Phases (each timed, all recorded in ``result.json`` in a ``finally`` block,
+also when the run fails): kernel (fetch/unpack), image, bootfiles, boot (to
+SSH ready), test (iterations), teardown.  The run directory keeps the
+console log, the SSH transcript, dmesg per iteration, the kernel config, the
+rendered reproducer and the exact QEMU command.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import kernel as kernels
+from .errors import BisectorError, UserError
+from .guest import Guest, GuestLost
+from .image import GuestImage, ensure_image
+from .kernel.base import KernelArtifact
+from .kernel.bootfiles import boot_files
+from .progress import note
+from .reproducer import Loaded
+from .verdict import Decision, Iteration, Outcome, Verdict, decide, judge_iteration, settled
+from .vm import VM, Accel, BootFailure, Disk, Machine, free_port, kernel_cmdline, probe_accel
+
+log = logging.getLogger(__name__)
+
+GUEST_WORKDIR = "/root/repro"
+
+
+@dataclass
+class RunOptions:
+    accel: str = "auto"
+    boot_timeout: float = 180.0
+    memory_mb: int = 1024
+    cpus: int = 2
+    append: str = ""
+    image: str = "bookworm"
+
+
+@dataclass
+class RunResult:
+    kernel: str
+    reproducer: str
+    run_dir: str
+    verdict: Verdict | None = None
+    reason: str = ""
+    release: str = ""
+    accel: str = ""
+    phases: dict[str, float] = field(default_factory=dict)
+    iterations: list[dict[str, str]] = field(default_factory=list)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        d = asdict(self)
+        d["verdict"] = self.verdict.value if self.verdict else None
+        return d
+
+
+class Timer:
+    def __init__(self, result: RunResult) -> None:
+        self.result = result
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            self.result.phases[name] = round(
+                self.result.phases.get(name, 0.0) + time.monotonic() - t0, 2)
+
+
+def check_config(art: KernelArtifact, repro: Loaded) -> str | None:
+    """Why this kernel cannot run the reproducer (a missing option), or None."""
+    values = art.config_values()
+    if not values:
+        return None
+    missing = [o for o in repro.spec.requires.config if values.get(o) not in ("y", "m")]
+    if missing:
+        return f"kernel config lacks {', '.join(missing)}"
+    return None
+
+
+def run(kernel_spec: str, repro: Loaded, run_dir: Path, opts: RunOptions | None = None,
+        *, artifact: KernelArtifact | None = None,
+        on_phase: Callable[[str], None] | None = None) -> RunResult:
+    """Boot ``kernel_spec`` and run ``repro``; never raises for the kernel's own failures."""
+    opts = opts or RunOptions()
+    res = RunResult(kernel=kernel_spec, reproducer=str(repro.path), run_dir=str(run_dir))
+    timer = Timer(res)
+    say = on_phase or note
+    (run_dir / "reproducer.yaml").write_text(repro.text)
+    (run_dir / "params.json").write_text(json.dumps(repro.params, indent=2))
+    try:
+        with timer.phase("kernel"):
+            art = artifact or kernels.resolve(kernel_spec)
+        res.release = art.release
+        if art.config is not None:
+            shutil.copyfile(art.config, run_dir / "kernel.config")
+        why = check_config(art, repro)
+        if why is not None:
+            res.verdict, res.reason = Verdict.SKIP, why
+            return res
+        with timer.phase("image"):
+            image = ensure_image(opts.image)
+        with timer.phase("bootfiles"):
+            files = boot_files(art)
+        accel, accel_why = probe_accel(art.image, opts.accel, workdir=run_dir)
+        res.accel = f"{accel.value} ({accel_why})"
+        say(f"booting {art.spec} ({art.release}) under {accel.value.upper()}")
+        outcome = _boot_and_test(art, image, files.initrd, files.modules_disk, repro, run_dir,
+                                 opts, accel, timer, say)
+        res.verdict, res.reason = outcome.verdict, outcome.reason
+        res.iterations = [{"verdict": d.verdict.value, "reason": d.reason}
+                          for d in outcome.per_iteration]
+        return res
+    except BisectorError as exc:
+        res.error = f"{exc.__class__.__name__}: {exc}"
+        raise
+    except BaseException as exc:
+        res.error = f"{exc.__class__.__name__}: {exc}"
+        (run_dir / "traceback.txt").write_text(traceback.format_exc())
+        raise
+    finally:
+        (run_dir / "result.json").write_text(json.dumps(res.to_json(), indent=2))
+
+
+def _boot_and_test(art: KernelArtifact, image: GuestImage, initrd: Path | None,
+                   modules_disk: Path | None, repro: Loaded, run_dir: Path, opts: RunOptions,
+                   accel: Accel, timer: Timer, say: Callable[[str], None]) -> Outcome:
+    overlay = image.overlay(run_dir / "overlay.qcow2")
+    disks = [Disk(overlay, "qcow2")]
+    if modules_disk is not None:
+        disks.append(Disk(modules_disk, "raw", readonly=True))
+    port = free_port()
+    machine = Machine(kernel=art.image, initrd=initrd,
+                      cmdline=kernel_cmdline(extra=opts.append, initrd=initrd is not None),
+                      console_log=run_dir / "console.log", ssh_port=port, accel=accel,
+                      disks=tuple(disks), memory_mb=opts.memory_mb, cpus=opts.cpus)
+    vm = VM(machine, run_dir)
+    guest = Guest(port, image.host_key_pub, image.client_key, run_dir / "ssh-transcript.log")
+    try:
+        with timer.phase("boot"):
+            vm.start()
+            try:
+                vm.wait_ready(guest.connect, opts.boot_timeout)
+            except BootFailure as exc:
+                say(f"boot failed: {exc.reason}")
+                return Outcome(Verdict.SKIP, f"boot failure: {exc.reason}")
+        say(f"SSH ready after {timer.result.phases['boot']:.1f}s; running {repro.spec.name}")
+        with timer.phase("test"):
+            return _test(guest, vm, repro, run_dir, say)
+    finally:
+        with timer.phase("teardown"):
+            guest.close()
+            vm.stop()
+            overlay.unlink(missing_ok=True)
+
+
+def _test(guest: Guest, vm: VM, repro: Loaded, run_dir: Path,
+          say: Callable[[str], None]) -> Outcome:
+    rules = repro.spec.verdict
+    try:
+        (run_dir / "uname.txt").write_text(guest.output("uname -a"))
+        missing = guest.output(
+            "for t in " + " ".join(repro.spec.requires.tools or ["true"])
+            + "; do command -v $t >/dev/null || echo $t; done").split()
+        if missing:
+            raise UserError(f"{repro.path}: the guest image lacks required tools: "
+                            f"{', '.join(missing)} (add them to vm-images/*/packages.txt)")
+        for f in repro.files:
+            guest.put(f.data, f"{GUEST_WORKDIR}/{f.path}", f.mode)
+        (run_dir / "dmesg-boot.txt").write_text(guest.output("dmesg"))
+    except GuestLost as exc:
+        return _lost_outcome(vm, 0, str(exc), rules)
+    decisions: list[Decision] = []
+    for i in range(rules.repeat):
+        it = _iteration(guest, vm, repro, run_dir, i)
+        d = judge_iteration(it, rules)
+        decisions.append(d)
+        (run_dir / f"iteration-{i + 1}.json").write_text(json.dumps(
+            {"verdict": d.verdict.value, "reason": d.reason, "guest_lost": it.guest_lost,
+             "steps": [asdict(s) for s in it.steps]}, indent=2))
+        say(f"iteration {i + 1}/{rules.repeat}: {d.verdict.value.upper()} ({d.reason})")
+        if it.guest_lost or settled(decisions, rules):
+            break
+    return decide(decisions, rules)
+
+
+def _lost_outcome(vm: VM, offset: int, why: str, rules: object) -> Outcome:
+    time.sleep(1.0)  # let the console catch the tail of a panic
+    crash = vm.console(offset)
+    from .verdict import find_crash
+    line = find_crash(crash)
+    if line:
+        return Outcome(Verdict.SKIP, f"kernel crashed before the test: {line}")
+    return Outcome(Verdict.SKIP, f"guest lost before the test: {why}")
+
+
+def _iteration(guest: Guest, vm: VM, repro: Loaded, run_dir: Path, index: int) -> Iteration:
+    it = Iteration()
+    offset = vm.console_size()
+    budget_end = time.monotonic() + repro.spec.timeout
+    n = index + 1
+    try:
+        guest.output("dmesg -C")
+        for phase, steps in (("setup", repro.setup), ("run", repro.run)):
+            for step in steps:
+                left = max(1.0, budget_end - time.monotonic())
+                r = guest.run(step.run, timeout=min(step.timeout, left), name=step.name,
+                              phase=phase, cwd=GUEST_WORKDIR)
+                it.steps.append(r)
+                if r.exit_status != 0:
+                    break
+            else:
+                continue
+            break
+    except GuestLost as exc:
+        it.guest_lost = True
+        log.info("guest lost in iteration %d: %s", n, exc)
+    if not it.guest_lost:
+        try:
+            for step in repro.cleanup:
+                it.steps.append(guest.run(step.run, timeout=step.timeout, name=step.name,
+                                          phase="cleanup", cwd=GUEST_WORKDIR))
+            it.kernel_log = guest.output("dmesg")
+        except GuestLost:
+            it.guest_lost = True
+    if it.guest_lost:
+        time.sleep(2.0)  # the console may still be receiving the end of an oops
+        it.kernel_log = vm.console(offset)
+    (run_dir / f"dmesg-iteration-{n}.txt").write_text(it.kernel_log)
+    return it

@@ -1,0 +1,289 @@
+"""QEMU guests: argv as a list, accel auto (KVM → TCG), always torn down.
+
+The argv is built by a pure function (:func:`qemu_argv`) so tests can check
+it without QEMU.  :class:`VM` owns one guest: a throw-away qcow2 overlay over
+the shared image, the serial console written to the run's ``console.log``,
+SSH forwarded from 127.0.0.1 only, a boot watchdog, and a ``finally`` that
+kills QEMU whatever happens (exception, Ctrl-C; PR_SET_PDEATHSIG covers
+``kill -9`` of bisector itself).
+
+Boot trouble is not a verdict and not an infrastructure error either: it is
+:class:`BootFailure`, which the runner turns into SKIP ("this kernel cannot
+be tested") with the console log kept.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import logging
+import os
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from . import proc
+from .errors import InfraError
+from .paths import cache_dir
+from .verdict import find_crash
+
+log = logging.getLogger(__name__)
+
+QEMU = os.environ.get("BISECTOR_QEMU", "qemu-system-x86_64")
+READY_MARKER = "bisector-init: starting sshd"
+T = TypeVar("T")
+
+
+class Accel(enum.Enum):
+    KVM = "kvm"
+    TCG = "tcg"
+
+
+class BootFailure(Exception):
+    """The kernel did not reach SSH: panic, early exit, or watchdog deadline."""
+
+    def __init__(self, reason: str, console: Path | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.console = console
+
+
+@dataclass(frozen=True)
+class Disk:
+    path: Path
+    fmt: str
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Everything that determines the QEMU command line."""
+
+    kernel: Path
+    cmdline: str
+    console_log: Path
+    ssh_port: int
+    accel: Accel
+    disks: tuple[Disk, ...] = ()
+    initrd: Path | None = None
+    memory_mb: int = 1024
+    cpus: int = 2
+    pidfile: Path | None = None
+
+
+def qemu_argv(m: Machine, qemu: str = QEMU) -> list[str]:
+    argv = [qemu, "-name", "bisector-guest", "-nodefaults", "-no-user-config",
+            "-display", "none", "-no-reboot"]
+    if m.accel is Accel.KVM:
+        argv += ["-accel", "kvm", "-cpu", "host"]
+    else:
+        argv += ["-accel", "tcg", "-cpu", "max"]
+    argv += ["-machine", "pc", "-m", str(m.memory_mb), "-smp", str(m.cpus)]
+    argv += ["-kernel", str(m.kernel), "-append", m.cmdline]
+    if m.initrd is not None:
+        argv += ["-initrd", str(m.initrd)]
+    argv += ["-chardev", f"file,id=con0,path={m.console_log}", "-serial", "chardev:con0"]
+    for d in m.disks:
+        opts = f"file={d.path},if=virtio,format={d.fmt},cache=unsafe"
+        if d.readonly:
+            opts += ",readonly=on"
+        argv += ["-drive", opts]
+    argv += ["-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{m.ssh_port}-:22",
+             "-device", "virtio-net-pci,netdev=net0",
+             "-device", "virtio-rng-pci"]
+    if m.pidfile is not None:
+        argv += ["-pidfile", str(m.pidfile)]
+    return argv
+
+
+def kernel_cmdline(*, extra: str = "", initrd: bool = False) -> str:
+    parts = ["console=ttyS0,115200", "panic=-1", "net.ifnames=0", "biosdevname=0",
+             "init=/sbin/bisector-init", "random.trust_cpu=on", "mitigations=off"]
+    if not initrd:
+        parts += ["root=/dev/vda", "rw", "rootfstype=ext4"]
+    if extra:
+        parts.append(extra)
+    return " ".join(parts)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ------------------------------------------------------------------ accel probe
+
+def _probe_key() -> str:
+    try:
+        ver = proc.run([QEMU, "--version"], timeout=30).stdout.splitlines()[0]
+    except (proc.CommandError, IndexError):
+        ver = "unknown"
+    uname = os.uname()
+    return hashlib.sha256(f"{ver}|{uname.release}|{uname.version}".encode()).hexdigest()[:16]
+
+
+def probe_accel(kernel: Path, want: str = "auto", *, deadline: float = 10.0,
+                workdir: Path | None = None) -> tuple[Accel, str]:
+    """Which accelerator to use, and why.
+
+    ``auto`` boots ``kernel`` under KVM for up to ``deadline`` seconds and
+    looks for the kernel's first console line; a KVM that exists but hangs
+    (as on our CI machines) falls back to TCG.  The answer is cached per QEMU
+    version and host kernel.
+    """
+    if want == "tcg":
+        return Accel.TCG, "requested"
+    if want == "kvm":
+        return Accel.KVM, "requested"
+    if want != "auto":
+        raise InfraError(f"unknown accel {want!r} (auto, kvm, tcg)")
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return Accel.TCG, "/dev/kvm not usable"
+    cache = cache_dir() / "accel-probe.json"
+    key = _probe_key()
+    if cache.exists():
+        try:
+            data = json.loads(cache.read_text())
+            if data.get("key") == key:
+                return Accel(data["accel"]), f"cached probe: {data['reason']}"
+        except (ValueError, KeyError):
+            pass
+    accel, reason = _probe_kvm(kernel, deadline, workdir or cache_dir())
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"key": key, "accel": accel.value, "reason": reason,
+                                 "when": time.strftime("%Y-%m-%dT%H:%M:%S")}))
+    return accel, reason
+
+
+def _probe_kvm(kernel: Path, deadline: float, workdir: Path) -> tuple[Accel, str]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / "kvm-probe.console.log"
+    log_path.unlink(missing_ok=True)
+    argv = [QEMU, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-accel", "kvm", "-cpu", "host", "-m", "256", "-kernel", str(kernel),
+            "-append", "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 "
+                       "rdinit=/bisector-probe root=/dev/null",
+            "-chardev", f"file,id=con0,path={log_path}", "-serial", "chardev:con0"]
+    p = proc.spawn(argv)
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < deadline:
+            text = log_path.read_text(errors="replace") if log_path.exists() else ""
+            if "Linux version" in text:
+                return Accel.KVM, f"KVM guest printed its banner in {time.monotonic() - t0:.1f}s"
+            if p.poll() is not None:
+                err = p.stderr.read().decode(errors="replace") if p.stderr else ""
+                return Accel.TCG, f"KVM probe exited {p.returncode}: {err.strip()[:200]}"
+            time.sleep(0.2)
+        return Accel.TCG, f"KVM guest printed nothing in {deadline:.0f}s (hangs)"
+    finally:
+        proc.terminate(p, grace=1)
+
+
+# ------------------------------------------------------------------ the VM
+
+@dataclass
+class VM:
+    machine: Machine
+    run_dir: Path
+    argv: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    exit_code: int | None = None
+
+    def start(self) -> None:
+        self.argv = qemu_argv(self.machine)
+        (self.run_dir / "qemu.cmd").write_text(proc.quote(self.argv) + "\n")
+        self.machine.console_log.touch()
+        self._stderr = (self.run_dir / "qemu.stderr").open("wb")
+        self.process = proc.spawn(self.argv, stderr=self._stderr)
+        self.started = time.monotonic()
+
+    def console(self, offset: int = 0) -> str:
+        try:
+            with self.machine.console_log.open("rb") as fh:
+                fh.seek(offset)
+                return fh.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def console_size(self) -> int:
+        try:
+            return self.machine.console_log.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _qemu_error(self) -> str:
+        path = self.run_dir / "qemu.stderr"
+        return path.read_text(errors="replace").strip() if path.exists() else ""
+
+    def wait_ready(self, connect: Callable[[], T], deadline: float) -> T:
+        """Poll until ``connect()`` succeeds; watch the console and QEMU meanwhile.
+
+        ``connect`` should raise OSError-like exceptions while the guest is not up.
+        """
+        assert self.process is not None
+        delay = 0.5
+        last_err: Exception | None = None
+        while True:
+            elapsed = time.monotonic() - self.started
+            text = self.console()
+            crash = find_crash(text)
+            if crash is not None:
+                raise BootFailure(f"kernel crashed during boot: {crash}",
+                                  self.machine.console_log)
+            if not self.alive():
+                code = self.process.returncode
+                err = self._qemu_error()
+                if code not in (0, None) and err and "terminating on signal" not in err:
+                    raise InfraError(f"qemu failed to start (exit {code}): "
+                                     f"{err.splitlines()[-1][:300]} "
+                                     f"(command: {self.run_dir / 'qemu.cmd'})")
+                last = [ln for ln in text.strip().splitlines() if ln.strip()][-1:]
+                raise BootFailure("guest stopped during boot (reset or power-off)"
+                                  + (f"; last console line: {last[0][:200]}" if last else ""),
+                                  self.machine.console_log)
+            if elapsed > deadline:
+                why = f" (last SSH error: {last_err})" if last_err else ""
+                raise BootFailure(f"no SSH within {deadline:.0f}s{why}",
+                                  self.machine.console_log)
+            # Don't hammer sshd before our init says it is starting (fallback: half-time).
+            if READY_MARKER in text or elapsed > deadline / 2:
+                try:
+                    return connect()
+                except Exception as exc:  # noqa: BLE001 - any connect error means "not yet"
+                    last_err = exc
+                    log.debug("ssh not ready after %.1fs: %s", elapsed, exc)
+                    delay = min(delay * 1.5, 3.0)
+            else:
+                delay = 0.25
+            time.sleep(delay)
+
+    def stop(self) -> None:
+        """Always safe to call; kills QEMU and waits for it."""
+        if self.process is not None:
+            self.exit_code = proc.terminate(self.process, grace=2)
+        if getattr(self, "_stderr", None) is not None:
+            self._stderr.close()
+
+    def __enter__(self) -> VM:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def guest_panicked(console: str) -> str | None:
+    m = re.search(r"Kernel panic - not syncing:.*", console)
+    return m.group(0) if m else None
