@@ -24,7 +24,7 @@ import yaml
 from . import proc
 from .errors import InfraError, UserError
 from .kernel.bootfiles import make_ext4
-from .paths import cache_dir
+from .paths import cache_dir, locked
 from .progress import note
 
 log = logging.getLogger(__name__)
@@ -86,9 +86,10 @@ def ensure_image(name: str = "bookworm", *, rebuild: bool = False) -> GuestImage
     key = recipe_hash(recipe)
     root = cache_dir() / "images" / f"{name}-{key}"
     img = GuestImage(root)
-    if img.disk.exists() and (root / "image.json").exists() and not rebuild:
-        return img
-    return build(recipe, root)
+    with locked(root):
+        if img.disk.exists() and (root / "image.json").exists() and not rebuild:
+            return img
+        return build(recipe, root)
 
 
 def build(recipe: Path, root: Path) -> GuestImage:

@@ -8,9 +8,12 @@ flags), which is what the tests do.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -49,3 +52,15 @@ def new_run_dir(kernel: str, repro: str, parent: Path | None = None) -> Path:
         except FileExistsError:
             n += 1
             path = Path(f"{base}-{n}")
+
+
+@contextmanager
+def locked(target: Path) -> Iterator[None]:
+    """An exclusive lock (``<target>.lock``) so concurrent runs build a cache entry once."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(target.name + ".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -23,6 +23,8 @@ from typing import IO
 
 from .errors import CommandError, InfraError
 
+__all__ = ["CommandError", "Completed", "quote", "run", "spawn", "terminate"]
+
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1

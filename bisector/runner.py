@@ -27,7 +27,16 @@ from .kernel.base import KernelArtifact
 from .kernel.bootfiles import boot_files
 from .progress import note
 from .reproducer import Loaded
-from .verdict import Decision, Iteration, Outcome, Verdict, decide, judge_iteration, settled
+from .verdict import (
+    Decision,
+    Iteration,
+    Outcome,
+    Verdict,
+    decide,
+    find_crash,
+    judge_iteration,
+    settled,
+)
 from .vm import VM, Accel, BootFailure, Disk, Machine, free_port, kernel_cmdline, probe_accel
 
 log = logging.getLogger(__name__)
@@ -133,36 +142,61 @@ def run(kernel_spec: str, repro: Loaded, run_dir: Path, opts: RunOptions | None 
         (run_dir / "result.json").write_text(json.dumps(res.to_json(), indent=2))
 
 
-def _boot_and_test(art: KernelArtifact, image: GuestImage, initrd: Path | None,
-                   modules_disk: Path | None, repro: Loaded, run_dir: Path, opts: RunOptions,
-                   accel: Accel, timer: Timer, say: Callable[[str], None]) -> Outcome:
+@dataclass
+class Booted:
+    vm: VM
+    guest: Guest
+    boot_seconds: float
+
+
+@contextmanager
+def booted(art: KernelArtifact, image: GuestImage, run_dir: Path, opts: RunOptions,
+           accel: Accel, initrd: Path | None = None,
+           modules_disk: Path | None = None) -> Iterator[Booted]:
+    """Boot ``art`` on a throw-away overlay and yield once SSH is up.
+
+    Raises :class:`BootFailure` (kernel's fault → SKIP) or InfraError; QEMU and
+    the overlay are gone when the block exits, whatever happened.
+    """
     overlay = image.overlay(run_dir / "overlay.qcow2")
     disks = [Disk(overlay, "qcow2")]
     if modules_disk is not None:
         disks.append(Disk(modules_disk, "raw", readonly=True))
-    port = free_port()
     machine = Machine(kernel=art.image, initrd=initrd,
                       cmdline=kernel_cmdline(extra=opts.append, initrd=initrd is not None),
-                      console_log=run_dir / "console.log", ssh_port=port, accel=accel,
+                      console_log=run_dir / "console.log", ssh_port=free_port(), accel=accel,
                       disks=tuple(disks), memory_mb=opts.memory_mb, cpus=opts.cpus)
     vm = VM(machine, run_dir)
-    guest = Guest(port, image.host_key_pub, image.client_key, run_dir / "ssh-transcript.log")
+    guest = Guest(machine.ssh_port, image.host_key_pub, image.client_key,
+                  run_dir / "ssh-transcript.log")
     try:
-        with timer.phase("boot"):
-            vm.start()
-            try:
-                vm.wait_ready(guest.connect, opts.boot_timeout)
-            except BootFailure as exc:
-                say(f"boot failed: {exc.reason}")
-                return Outcome(Verdict.SKIP, f"boot failure: {exc.reason}")
-        say(f"SSH ready after {timer.result.phases['boot']:.1f}s; running {repro.spec.name}")
-        with timer.phase("test"):
-            return _test(guest, vm, repro, run_dir, say)
+        t0 = time.monotonic()
+        vm.start()
+        vm.wait_ready(guest.connect, opts.boot_timeout)
+        yield Booted(vm, guest, time.monotonic() - t0)
     finally:
-        with timer.phase("teardown"):
-            guest.close()
-            vm.stop()
-            overlay.unlink(missing_ok=True)
+        guest.close()
+        vm.stop()
+        overlay.unlink(missing_ok=True)
+
+
+def _boot_and_test(art: KernelArtifact, image: GuestImage, initrd: Path | None,
+                   modules_disk: Path | None, repro: Loaded, run_dir: Path, opts: RunOptions,
+                   accel: Accel, timer: Timer, say: Callable[[str], None]) -> Outcome:
+    t0 = time.monotonic()
+    try:
+        with booted(art, image, run_dir, opts, accel, initrd, modules_disk) as b:
+            timer.result.phases["boot"] = round(b.boot_seconds, 2)
+            say(f"SSH ready after {b.boot_seconds:.1f}s; running {repro.spec.name}")
+            with timer.phase("test"):
+                outcome = _test(b.guest, b.vm, repro, run_dir, say)
+            t_down = time.monotonic()
+        timer.result.phases["teardown"] = round(time.monotonic() - t_down, 2)
+        return outcome
+    except BootFailure as exc:
+        timer.result.phases["boot"] = round(time.monotonic() - t0, 2)
+        say(f"boot failed: {exc.reason}")
+        return Outcome(Verdict.SKIP, f"boot failure: {exc.reason}")
 
 
 def _test(guest: Guest, vm: VM, repro: Loaded, run_dir: Path,
@@ -180,7 +214,7 @@ def _test(guest: Guest, vm: VM, repro: Loaded, run_dir: Path,
             guest.put(f.data, f"{GUEST_WORKDIR}/{f.path}", f.mode)
         (run_dir / "dmesg-boot.txt").write_text(guest.output("dmesg"))
     except GuestLost as exc:
-        return _lost_outcome(vm, 0, str(exc), rules)
+        return _lost_outcome(vm, 0, str(exc))
     decisions: list[Decision] = []
     for i in range(rules.repeat):
         it = _iteration(guest, vm, repro, run_dir, i)
@@ -195,11 +229,9 @@ def _test(guest: Guest, vm: VM, repro: Loaded, run_dir: Path,
     return decide(decisions, rules)
 
 
-def _lost_outcome(vm: VM, offset: int, why: str, rules: object) -> Outcome:
+def _lost_outcome(vm: VM, offset: int, why: str) -> Outcome:
     time.sleep(1.0)  # let the console catch the tail of a panic
-    crash = vm.console(offset)
-    from .verdict import find_crash
-    line = find_crash(crash)
+    line = find_crash(vm.console(offset))
     if line:
         return Outcome(Verdict.SKIP, f"kernel crashed before the test: {line}")
     return Outcome(Verdict.SKIP, f"guest lost before the test: {why}")

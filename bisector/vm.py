@@ -261,7 +261,7 @@ class VM:
             if READY_MARKER in text or elapsed > deadline / 2:
                 try:
                     return connect()
-                except Exception as exc:  # noqa: BLE001 - any connect error means "not yet"
+                except Exception as exc:
                     last_err = exc
                     log.debug("ssh not ready after %.1fs: %s", elapsed, exc)
                     delay = min(delay * 1.5, 3.0)

@@ -16,6 +16,7 @@ A kernel with virtio/ext4 built in (a ``git:`` build) needs neither.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import logging
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from .. import proc
 from ..errors import InfraError
+from ..paths import locked
 from .base import KernelArtifact
 
 log = logging.getLogger(__name__)
@@ -203,10 +205,8 @@ def _tree_size(path: Path) -> int:
     total = 0
     for dirpath, _dirs, files in os.walk(path):
         for f in files:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:
-                pass
     return total
 
 
@@ -226,6 +226,11 @@ def make_ext4(src: Path, dest: Path, label: str, *, slack: float = 1.25,
 
 def boot_files(art: KernelArtifact) -> BootFiles:
     """Initramfs and modules disk for ``art`` (built once, cached in its directory)."""
+    with locked(art.root / "bootfiles"):
+        return _boot_files(art)
+
+
+def _boot_files(art: KernelArtifact) -> BootFiles:
     initrd = None
     mods = None
     if needs_initramfs(art):

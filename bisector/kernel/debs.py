@@ -14,11 +14,12 @@ import logging
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from .. import proc
 from ..errors import UserError
-from ..paths import cache_dir
+from ..paths import cache_dir, locked
 from .base import KernelArtifact
 from .fetch import sha256_file
 
@@ -62,10 +63,16 @@ def content_key(files: list[Path]) -> str:
     return h.hexdigest()[:20]
 
 
-def artifact_from_debs(spec: str, debs: list[Path], meta: dict[str, object] | None = None,
+def artifact_from_debs(spec: str, debs: list[Path], meta: Mapping[str, object] | None = None,
                        *, kind: str = "debs") -> KernelArtifact:
     """Unpack image (+ modules) debs once, keyed by their content."""
     root = cache_dir() / "kernels" / kind / content_key(debs)
+    with locked(root):
+        return _unpack(spec, debs, root, meta)
+
+
+def _unpack(spec: str, debs: list[Path], root: Path,
+            meta: Mapping[str, object] | None) -> KernelArtifact:
     cached = KernelArtifact.load(root)
     if cached is not None:
         cached.spec = spec

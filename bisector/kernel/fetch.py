@@ -16,6 +16,7 @@ from pathlib import Path
 import requests
 
 from ..errors import ChecksumMismatch, DownloadError
+from ..paths import locked
 from ..progress import Progress
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,12 @@ def get_bytes(url: str, session: requests.Session | None = None) -> bytes:
 def download(url: str, dest: Path, sha256: str, *, size: int | None = None,
              session: requests.Session | None = None) -> Path:
     """Fetch ``url`` to ``dest`` unless a verified copy is already there."""
-    sha256 = sha256.lower()
+    with locked(dest):
+        return _download(url, dest, sha256.lower(), size, session)
+
+
+def _download(url: str, dest: Path, sha256: str, size: int | None,
+              session: requests.Session | None) -> Path:
     if dest.exists():
         if sha256_file(dest) == sha256:
             return dest

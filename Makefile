@@ -1,0 +1,65 @@
+# bisector — two commands on a fresh Debian 12 machine (as root):
+#   make demo   # the main job end to end
+#   make test   # the default test suite (unit + real TCG boots)
+# Both install what they need (apt packages, a venv with pip deps, the guest image).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMPS := build/stamps
+PYTEST_ARGS ?=
+
+APT_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap openssh-client ca-certificates \
+	busybox-static e2fsprogs kmod zstd xz-utils gpgv debian-archive-keyring \
+	python3 python3-venv python3-dev git make gcc ccache bc bison flex libelf-dev \
+	libssl-dev cpio dwarves rsync
+
+.PHONY: setup apt venv image test test-unit test-all lint bench-boot demo clean
+
+setup: apt venv
+
+apt: $(STAMPS)/apt
+$(STAMPS)/apt: Makefile
+	@mkdir -p $(STAMPS)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "apt: installing$$(echo $$missing | tr '\n' ' ')"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+venv: $(STAMPS)/venv
+$(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
+	@mkdir -p $(STAMPS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+image: setup
+	$(BIN)/bisector image build
+
+test: setup image
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+test-unit: setup
+	$(BIN)/pytest -m "not slow and not vm" $(PYTEST_ARGS)
+
+test-all: setup image
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check bisector tests bench
+	$(BIN)/mypy
+
+bench-boot: setup image
+	$(BIN)/python bench/boot.py
+
+demo: setup image
+	$(BIN)/bisector run --kernel debian:6.1.0-56 --repro reproducers/gre-ecn-mac-corruption.yaml
+
+clean:
+	rm -rf build $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
