@@ -20,7 +20,7 @@ from pathlib import Path
 from .. import proc
 from ..errors import UserError
 from ..paths import cache_dir, locked
-from .base import KernelArtifact
+from .base import KernelArtifact, KernelUnavailable
 from .fetch import sha256_file
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,10 @@ def _unpack(spec: str, debs: list[Path], root: Path,
     final_tree = root / "tree"
     art = _assemble(spec, tree, final_tree, root, dict(meta or {}))
     art.meta["debs"] = [d.name for d in debs]
+    if art.modules is None and art.config_value("VIRTIO_BLK") == "m":
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise KernelUnavailable(f"kernel {spec}: modular kernel ({art.release}) but no "
+                                "modules in the package(s) (missing linux-modules .deb?)")
     if art.modules is not None:
         _depmod(tree, art.release)
     root.mkdir(parents=True, exist_ok=True)

@@ -95,11 +95,15 @@ class Listing:
     status: str | None  # content of amd64/status in new layouts
 
     def best(self) -> Build | None:
+        """The newest build that has an image, preferring builds with a modules package.
+
+        Whether the modules are really needed is decided from the unpacked
+        content (a modular kernel without its modules is refused there).
+        """
         complete = [b for b in self.builds.values() if b.image is not None]
-        # Old builds ship modules inside the image package; new ones need both.
-        usable = [b for b in complete if b.modules is not None
-                  or not b.image.startswith("linux-image-unsigned-")]  # type: ignore[union-attr]
-        return max(usable, key=lambda b: b.stamp) if usable else None
+        if not complete:
+            return None
+        return max(complete, key=lambda b: (b.modules is not None, b.stamp))
 
 
 class UbuntuMainlineSource:
