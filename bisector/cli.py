@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
+from .bisect import Bisection, Handler, StepOutcome
 from .errors import BisectorError, InfraError, UserError
 
 log = logging.getLogger("bisector")
@@ -37,8 +38,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"run directory: {run_dir}", file=sys.stderr)
     opts = runner.RunOptions(accel=args.accel, boot_timeout=args.boot_timeout,
                              memory_mb=args.memory, cpus=args.cpus, append=args.append)
+    artifact = None
+    if args.kernel.startswith("git:"):
+        from .kernel.gitbuild import BuildFailure, GitBuildSource
+
+        if not args.tree:
+            raise UserError("--kernel git:REV needs --tree PATH")
+        src = GitBuildSource(Path(args.tree), required=repro.spec.requires.config,
+                             fragments=[Path(f) for f in args.config_fragment])
+        try:
+            artifact = src.resolve(args.kernel[4:])
+        except BuildFailure as exc:
+            print(f"SKIP: {exc} (build log: {exc.log_path})")
+            return 125
     try:
-        res = runner.run(args.kernel, repro, run_dir, opts)
+        res = runner.run(args.kernel, repro, run_dir, opts, artifact=artifact)
     except BisectorError as exc:
         exc.log_path = exc.log_path or run_dir
         raise
@@ -52,6 +66,94 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"phases: {phases}")
         print(f"logs:   {run_dir}")
     return res.verdict.exit_code
+
+
+class CLIHandler(Handler):
+    """Progress lines for a terminal or a log (one line per event)."""
+
+    def stage_started(self, stage: str, bisection: Bisection) -> None:
+        print(f"[bisector] {stage} stage: ~{bisection.steps_left()} steps", file=sys.stderr,
+              flush=True)
+
+    def step_started(self, stage: str, index: int, candidate: str, left: int) -> None:
+        what = candidate[:12] if stage != "list" else candidate
+        tail = f" (~{left} step{'s' if left != 1 else ''} left)" if left else ""
+        print(f"[bisector] {stage} #{index or '-'}: testing {what}{tail}", file=sys.stderr,
+              flush=True)
+
+    def step_finished(self, stage: str, index: int, candidate: str, o: StepOutcome) -> None:
+        what = candidate[:12] if stage != "list" else candidate
+        cached = " (cached)" if o.cached else ""
+        print(f"[bisector] {stage} #{index or '-'}: {what} {o.verdict.name}  build "
+              f"{o.build_s:.0f}s{cached} boot {o.boot_s:.0f}s test {o.test_s:.0f}s — "
+              f"{o.reason[:140]}", file=sys.stderr, flush=True)
+
+    def message(self, text: str) -> None:
+        print(f"[bisector] {text}", file=sys.stderr, flush=True)
+
+
+def _print_campaign(cr: object, report_dir: Path | None) -> int:
+    from . import report
+    from .campaign import CampaignResult
+    from .store import Store
+
+    assert isinstance(cr, CampaignResult)
+    c = cr.campaign
+    steps = Store().steps(c.id)
+    out = report.write(c, steps, cr.status, cr.result, report_dir or c.dir / "report")
+    res = cr.result
+    if "culprit" in res:
+        cu = res["culprit"]
+        label = "first fixed commit" if res["terms"]["find_fix"] else "culprit"
+        print(f"{label}: {cu['sha'][:12]} {cu['subject']}")
+        print(f"  {cu['fixes']}")
+        if not res["terms"]["find_fix"]:
+            print(f"  #regzbot introduced: {cu['sha']}")
+    elif cr.status == "done":
+        lst = res["stages"][-1]
+        print(f"first {res['terms']['new']} kernel: {lst['first']} "
+              f"(last {res['terms']['old']}: {lst['last_old']})")
+    elif cr.status == "mismatch":
+        print(f"not bisected further: {res['mismatch']}")
+    else:
+        cands = res.get("candidates") or res["stages"][-1].get("candidates", [])
+        names = [c["sha"][:12] if isinstance(c, dict) else c for c in cands]
+        print(f"inconclusive: the first {res['terms']['new']} is one of {', '.join(names)}")
+    real = [s for s in steps if not s.replayed]
+    print(f"steps: {len(real)}  builds: {sum(1 for s in real if s.build_s and not s.cached)}  "
+          f"report: {out['md']}")
+    return 0 if cr.status == "done" else 1
+
+
+def _cmd_bisect(args: argparse.Namespace) -> int:
+    from .campaign import BisectArgs, run_campaign
+    from .reproducer import parse_overrides
+
+    ba = BisectArgs(repro=args.repro, good=args.good, bad=args.bad, tree=args.tree,
+                    params=parse_overrides(args.param), find_fix=args.find_fix,
+                    term_old=args.term_old, term_new=args.term_new,
+                    fragments=args.config_fragment, verify=not args.no_verify,
+                    replay=args.replay, accel=args.accel, boot_timeout=args.boot_timeout,
+                    report_dir=args.report_dir)
+    cr = run_campaign(ba, CLIHandler())
+    return _print_campaign(cr, Path(args.report_dir) if args.report_dir else None)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from .campaign import BisectArgs, run_campaign
+    from .store import Store
+
+    st = Store()
+    c = st.get(args.campaign) if args.campaign else st.find_unfinished()
+    if c is None:
+        raise UserError("no unfinished campaign to resume" if not args.campaign
+                        else f"no campaign {args.campaign}")
+    if c.status != "running":
+        raise UserError(f"campaign {c.id} already finished ({c.status}); see {c.dir}/report")
+    a = dict(c.args)
+    ba = BisectArgs(**a)
+    cr = run_campaign(ba, CLIHandler(), st)
+    return _print_campaign(cr, Path(ba.report_dir) if ba.report_dir else None)
 
 
 def _cmd_repro_validate(args: argparse.Namespace) -> int:
@@ -122,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cpus", type=int, default=2)
     r.add_argument("--append", default="", help="extra kernel command line")
     r.add_argument("--run-dir", help="parent directory for this run's logs")
+    r.add_argument("--tree", help="kernel git checkout for --kernel git:REV")
+    r.add_argument("--config-fragment", action="append", default=[], metavar="FILE")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     r.set_defaults(func=_cmd_run)
 
@@ -130,6 +234,32 @@ def build_parser() -> argparse.ArgumentParser:
     v = rsub.add_parser("validate", help="check reproducer files against the schema")
     v.add_argument("files", nargs="+")
     v.set_defaults(func=_cmd_repro_validate)
+
+    b = sub.add_parser("bisect", help="find the commit (or prebuilt kernel) that introduced "
+                                      "or fixed the bug")
+    b.add_argument("--repro", required=True, help="reproducer YAML file")
+    b.add_argument("--good", required=True, help="git rev, or debian:… / ubuntu-mainline:…")
+    b.add_argument("--bad", required=True, help="git rev, or debian:… / ubuntu-mainline:…")
+    b.add_argument("--tree", help="kernel git checkout (required for git revisions; with "
+                                  "prebuilt endpoints it adds the upstream git stage)")
+    b.add_argument("--find-fix", action="store_true",
+                   help="look for the first GOOD commit (the fix) instead of the first BAD")
+    b.add_argument("--term-old", help="custom git bisect term for the old state")
+    b.add_argument("--term-new", help="custom git bisect term for the new state")
+    b.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    b.add_argument("--config-fragment", action="append", default=[], metavar="FILE",
+                   help="extra kernel config fragment for git builds (repeatable)")
+    b.add_argument("--no-verify", action="store_true",
+                   help="do not test the endpoints before bisecting")
+    b.add_argument("--replay", metavar="LOG", help="seed the bisection with a git bisect log")
+    b.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    b.add_argument("--boot-timeout", type=float, default=180.0, metavar="SECONDS")
+    b.add_argument("--report-dir", help="where to write report.{md,html,json}")
+    b.set_defaults(func=_cmd_bisect)
+
+    rs = sub.add_parser("resume", help="continue an interrupted bisection")
+    rs.add_argument("campaign", nargs="?", type=int, help="campaign id (default: latest)")
+    rs.set_defaults(func=_cmd_resume)
 
     k = sub.add_parser("kernels", help="kernel sources")
     ksub = k.add_subparsers(dest="kernels_command", required=True)

@@ -12,15 +12,19 @@ from .base import (
     split_spec,
 )
 from .debian import DebianSource
+from .gitbuild import BuildFailure, GitBuildSource, from_env
 from .local import LocalSource
 from .ubuntu import UbuntuMainlineSource
 
 register("debian", DebianSource)
 register("ubuntu-mainline", UbuntuMainlineSource)
 register("local", LocalSource)
+register("git", from_env)
 
 __all__ = [
     "REGISTRY",
+    "BuildFailure",
+    "GitBuildSource",
     "KernelArtifact",
     "KernelEntry",
     "KernelSource",
