@@ -7,6 +7,7 @@ are real.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -103,7 +104,7 @@ class FakeDistro:
     """A prebuilt source whose kernels are based on tags of the test repo."""
 
     prefix = "fakedistro"
-    upstream = {1: "v0", 2: "v0", 3: "v10", 4: "v20", 5: "v30"}
+    upstream: ClassVar[dict[int, str]] = {1: "v0", 2: "v0", 3: "v10", 4: "v20", 5: "v30"}
 
     def resolve(self, ref: str) -> KernelArtifact:
         return KernelArtifact(spec=f"fakedistro:{ref}", release=ref, image=Path("/dev/null"),

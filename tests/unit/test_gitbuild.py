@@ -72,7 +72,7 @@ def test_build_failure_is_skip_material_with_log(tree: Path, tmp_cache: Path) ->
     git(tree, "add", "-A")
     git(tree, "commit", "-q", "-m", "broken build")
     src = GitBuildSource(tree, use_ccache=False)
-    with pytest.raises(BuildFailure, match="does not build.*error") as ei:
+    with pytest.raises(BuildFailure, match=r"does not build.*error") as ei:
         src.resolve("main")
     assert "broken on purpose" in ei.value.log_path.read_text()
 
