@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -156,6 +157,22 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return _print_campaign(cr, Path(ba.report_dir) if ba.report_dir else None)
 
 
+def _cmd_repro_prove(args: argparse.Namespace) -> int:
+    from . import reproducer, runner
+    from .progress import note
+    from .prove import prove
+
+    repro = reproducer.load(Path(args.file), reproducer.parse_overrides(args.param))
+    opts = runner.RunOptions(accel=args.accel, boot_timeout=args.boot_timeout)
+    proof, out = prove(repro, args.good, args.bad, runs=args.runs,
+                       tree=Path(args.tree) if args.tree else None,
+                       fragments=[Path(f) for f in args.config_fragment], opts=opts,
+                       parent=Path(args.run_dir) if args.run_dir else None, say=note)
+    print(proof.line())
+    print(f"evidence: {out}")
+    return 0 if proof.passed else 1
+
+
 def _cmd_repro_validate(args: argparse.Namespace) -> int:
     from . import reproducer
 
@@ -234,6 +251,19 @@ def build_parser() -> argparse.ArgumentParser:
     v = rsub.add_parser("validate", help="check reproducer files against the schema")
     v.add_argument("files", nargs="+")
     v.set_defaults(func=_cmd_repro_validate)
+    pr = rsub.add_parser("prove", help="show BAD on a buggy kernel and GOOD on a fixed one")
+    pr.add_argument("file")
+    pr.add_argument("--good", required=True, help="kernel that carries the fix")
+    pr.add_argument("--bad", required=True,
+                    help="kernel with the bug (e.g. git:v6.1.192+kernels/patches/X.patch)")
+    pr.add_argument("--runs", type=int, default=3, help="boots per kernel (default 3)")
+    pr.add_argument("--tree", help="kernel git checkout for git: kernels")
+    pr.add_argument("--config-fragment", action="append", default=[], metavar="FILE")
+    pr.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    pr.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    pr.add_argument("--boot-timeout", type=float, default=180.0, metavar="SECONDS")
+    pr.add_argument("--run-dir", help="parent directory for the evidence")
+    pr.set_defaults(func=_cmd_repro_prove)
 
     b = sub.add_parser("bisect", help="find the commit (or prebuilt kernel) that introduced "
                                       "or fixed the bug")
@@ -285,6 +315,10 @@ def _exit_codes(command: str) -> tuple[int, int]:
     return EXIT_USER, EXIT_INFRA
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -292,6 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     user_code, infra_code = _exit_codes(args.command)
     func: Callable[[argparse.Namespace], int] = args.func
+    # SIGTERM (cron timeouts, CI cancels) unwinds like Ctrl-C, so every finally block
+    # tears its QEMU down and writes its evidence.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return func(args)
     except UserError as exc:

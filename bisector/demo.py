@@ -37,6 +37,8 @@ from .progress import note
 from .verdict import Verdict
 
 SOURCE_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
+#: bump when the generated series changes, so cached demo trees are regenerated
+DEMO_VERSION = 2
 BASE_TAG = "v6.1.192"
 FIX_LINE = "\tskb_set_network_header(skb, (tunnel->dev->type == ARPHRD_ETHER) ? ETH_HLEN : 0);\n"
 BUG_LINE = "\tskb_reset_network_header(skb);\n"
@@ -110,25 +112,23 @@ def plan(seed: int, total: int = 36) -> Plan:
     raise BisectorError(f"no demo layout found for seed {seed}")
 
 
+def _subsystem(path: str) -> str:
+    """net/ipv4/route.c → 'net: ipv4', kernel/fork.c → 'fork', drivers/net/veth.c → 'veth'."""
+    parts = path.split("/")
+    if parts[0] in ("net", "fs"):
+        return f"{parts[0]}: {parts[1]}" if parts[0] == "net" else parts[1]
+    return Path(path).stem
+
+
 def _append(path: Path, text: str) -> None:
     with path.open("a") as fh:
         fh.write(text)
 
 
-def create(root: Path, seed: int = 1, total: int = 36) -> dict[str, object]:
-    """Create (or reuse) the demo tree under ``root``; returns its description."""
-    meta_path = root / "demo.json"
-    tree = root / "linux"
-    if meta_path.exists() and (tree / ".git").exists():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("seed") == seed and meta.get("total") == total:
-            note(f"demo tree ready (reused): {tree}")
-            return dict(meta)
+def _import_source(root: Path, tree: Path) -> None:
+    """Unpack linux-source-6.1 and commit it as ``v6.1.192`` (the slow part, done once)."""
     if not SOURCE_TARBALL.exists():
         raise UserError(f"{SOURCE_TARBALL} not found: apt-get install linux-source-6.1")
-    p = plan(seed, total)
-    note(f"demo layout (seed {seed}): {total} commits, culprit #{p.culprit}, "
-         f"non-building #{p.broken}, non-booting #{p.noboot}")
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     note(f"unpacking {SOURCE_TARBALL}")
@@ -147,6 +147,28 @@ def create(root: Path, seed: int = 1, total: int = 36) -> dict[str, object]:
     _git(tree, "add", "-A")
     _git(tree, "commit", "-q", "-m", "Linux 6.1.192 (from Debian's linux-source-6.1)", date=0)
     _git(tree, "tag", BASE_TAG)
+
+
+def create(root: Path, seed: int = 1, total: int = 36) -> dict[str, object]:
+    """Create (or reuse) the demo tree under ``root``; returns its description."""
+    meta_path = root / "demo.json"
+    tree = root / "linux"
+    if meta_path.exists() and (tree / ".git").exists():
+        meta = json.loads(meta_path.read_text())
+        if (meta.get("seed"), meta.get("total"), meta.get("version")) == (seed, total,
+                                                                         DEMO_VERSION):
+            note(f"demo tree ready (reused): {tree}")
+            return dict(meta)
+    p = plan(seed, total)
+    note(f"demo layout (seed {seed}): {total} commits, culprit #{p.culprit}, "
+         f"non-building #{p.broken}, non-booting #{p.noboot}")
+    if (tree / ".git").exists() and _git(tree, "tag", "--list", BASE_TAG) == BASE_TAG:
+        note(f"reusing the {BASE_TAG} import in {tree}; regenerating the series")
+        _git(tree, "checkout", "-q", "-B", "main", BASE_TAG)
+        _git(tree, "reset", "-q", "--hard", BASE_TAG)
+        _git(tree, "clean", "-q", "-fdx")
+    else:
+        _import_source(root, tree)
     commits: dict[str, str] = {}
     pending_fix: tuple[Path, str] | None = None
     for i in range(1, total + 1):
@@ -183,7 +205,7 @@ def create(root: Path, seed: int = 1, total: int = 36) -> dict[str, object]:
             f = tree / FILES[i % len(FILES)]
             _append(f, f"\n/* bisector demo change {i} */\nstatic const char "
                        f"bisector_demo_{i}[] __used = \"bisector demo change {i}\";\n")
-            msg = f"{FILES[i % len(FILES)].split('/')[1]}: demo change {i}\n"
+            msg = f"{_subsystem(FILES[i % len(FILES)])}: demo change {i}\n"
             if pending_fix is not None:
                 fixed, bad_text = pending_fix
                 fixed.write_text(fixed.read_text().replace(bad_text, "", 1))
@@ -192,7 +214,7 @@ def create(root: Path, seed: int = 1, total: int = 36) -> dict[str, object]:
         _git(tree, "add", "-A")
         _git(tree, "commit", "-q", "-m", msg, date=i)
         commits[str(i)] = _git(tree, "rev-parse", "HEAD")
-    meta = {**asdict(p), "tree": str(tree), "base": BASE_TAG,
+    meta = {**asdict(p), "version": DEMO_VERSION, "tree": str(tree), "base": BASE_TAG,
             "culprit_sha": commits[str(p.culprit)], "broken_sha": commits[str(p.broken)],
             "noboot_sha": commits[str(p.noboot)], "tip": commits[str(total)]}
     meta_path.write_text(json.dumps(meta, indent=2))

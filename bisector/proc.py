@@ -83,6 +83,7 @@ def run(
             stderr=subprocess.PIPE,
             stdin=None if input is not None else subprocess.DEVNULL,
             check=False,
+            preexec_fn=_die_with_parent,
         )
     except FileNotFoundError as exc:
         raise InfraError(f"command not found: {args[0]} (is it installed? try 'make setup')") \

@@ -87,3 +87,23 @@ def test_bad_inputs(tree: Path, tmp_cache: Path, tmp_path: Path) -> None:
     bad.write_text("VETH=y\n")
     with pytest.raises(UserError, match=r"bad\.config:1: not a config line"):
         GitBuildSource(tree, fragments=[bad]).resolve("v0")
+
+
+def test_rev_plus_patch(tree: Path, tmp_cache: Path, tmp_path: Path) -> None:
+    patch = tmp_path / "revert-fix.patch"
+    patch.write_text("# Reverts upstream abc123 (demo)\n"
+                     "diff --git a/file0.c b/file0.c\n--- a/file0.c\n+++ b/file0.c\n"
+                     "@@ -1 +1 @@\n-int v0;\n+int v0_reverted;\n")
+    head = git(tree, "rev-parse", "HEAD")
+    src = GitBuildSource(tree, use_ccache=False)
+    sha = src.rev_parse(f"v0+{patch}")
+    assert sha == src.rev_parse(f"v0+{patch}")  # deterministic: same patch, same commit
+    assert git(tree, "show", f"{sha}:file0.c") == "int v0_reverted;"
+    assert "Reverts upstream abc123" in git(tree, "log", "-1", "--format=%B", sha)
+    art = src.resolve(f"v0+{patch}")
+    assert b"int v0_reverted;" in art.image.read_bytes()
+    assert git(tree, "rev-parse", "HEAD") == head and git(tree, "status", "--short") == ""
+    bad = tmp_path / "bad.patch"
+    bad.write_text(patch.read_text().replace("-int v0;", "-int nope;"))
+    with pytest.raises(UserError, match="does not apply"):
+        src.rev_parse(f"v0+{bad}")
