@@ -72,6 +72,8 @@ def run(
         full_env = dict(os.environ)
         full_env.update(env)
     log.debug("run: %s (cwd=%s)", quote(args), cwd)
+    if log_file is not None and stdout_file is None:
+        return _run_logged(args, cwd, full_env, timeout, check, input, log_file)
     try:
         proc = subprocess.run(
             args,
@@ -90,14 +92,47 @@ def run(
             from exc
     except subprocess.TimeoutExpired as exc:
         out = _decode(exc.stdout) + _decode(exc.stderr)
-        _write_log(log_file, args, None, out)
-        raise CommandError(args, None, out, timed_out=True, log_path=log_file) from exc
+        raise CommandError(args, None, out, timed_out=True) from exc
     stdout = "" if stdout_file is not None else _decode(proc.stdout)
     stderr = _decode(proc.stderr)
-    _write_log(log_file, args, proc.returncode, stdout + stderr)
     if check and proc.returncode != 0:
-        raise CommandError(args, proc.returncode, stdout + stderr, log_path=log_file)
+        raise CommandError(args, proc.returncode, stdout + stderr)
     return Completed(args, proc.returncode, stdout, stderr)
+
+
+def _run_logged(args: list[str], cwd: Path | str | None, env: Mapping[str, str] | None,
+                timeout: float | None, check: bool, input: str | None,
+                log_file: Path) -> Completed:
+    """Stream stdout+stderr into ``log_file`` as they come (long builds, image builds):
+    the log is evidence even if we are killed halfway, and can be followed live."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as fh:
+        fh.write(f"$ {quote(args)}\n".encode())
+        fh.flush()
+        start = fh.tell()
+        try:
+            proc = subprocess.run(
+                args, cwd=cwd, env=env, timeout=timeout,
+                input=input.encode() if input is not None else None,
+                stdout=fh, stderr=subprocess.STDOUT,
+                stdin=None if input is not None else subprocess.DEVNULL,
+                check=False, preexec_fn=_die_with_parent)
+            rc: int | None = proc.returncode
+        except FileNotFoundError as exc:
+            raise InfraError(f"command not found: {args[0]} (is it installed? try 'make setup')"
+                             ) from exc
+        except subprocess.TimeoutExpired:
+            rc = None
+        fh.write(f"[exit {rc if rc is not None else 'timeout'}]\n".encode())
+    with log_file.open("rb") as rf:
+        rf.seek(start)
+        out = rf.read().decode("utf-8", errors="replace")
+    out = out.rsplit("[exit ", 1)[0]
+    if rc is None:
+        raise CommandError(args, None, out, timed_out=True, log_path=log_file)
+    if check and rc != 0:
+        raise CommandError(args, rc, out, log_path=log_file)
+    return Completed(args, rc, out, "")
 
 
 def _decode(data: bytes | str | None) -> str:
@@ -106,17 +141,6 @@ def _decode(data: bytes | str | None) -> str:
     if isinstance(data, str):
         return data
     return data.decode("utf-8", errors="replace")
-
-
-def _write_log(path: Path | None, argv: list[str], rc: int | None, output: str) -> None:
-    if path is None:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(f"$ {quote(argv)}\n{output}")
-        if not output.endswith("\n"):
-            fh.write("\n")
-        fh.write(f"[exit {rc if rc is not None else 'timeout'}]\n")
 
 
 def _die_with_parent() -> None:
