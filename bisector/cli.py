@@ -324,6 +324,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
                         format="%(levelname)s %(name)s: %(message)s")
+    if args.verbose < 2:
+        # paramiko logs every refused banner while we poll a booting guest
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     user_code, infra_code = _exit_codes(args.command)
     func: Callable[[argparse.Namespace], int] = args.func
     # SIGTERM (cron timeouts, CI cancels) unwinds like Ctrl-C, so every finally block

@@ -40,8 +40,9 @@ SOURCE_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 #: bump when the generated series changes, so cached demo trees are regenerated
 DEMO_VERSION = 2
 BASE_TAG = "v6.1.192"
-FIX_LINE = "\tskb_set_network_header(skb, (tunnel->dev->type == ARPHRD_ETHER) ? ETH_HLEN : 0);\n"
-BUG_LINE = "\tskb_reset_network_header(skb);\n"
+#: the culprit: upstream fix 227adfb2b1df reverted (the same patch the seed-000 proof uses)
+CULPRIT_PATCH = Path(__file__).resolve().parent.parent / "kernels" / "patches" / \
+    "gre-ecn-mac-corruption.patch"
 #: .c files the demo config compiles, for the harmless changes
 FILES = ("net/core/dev.c", "net/ipv4/route.c", "net/ipv4/af_inet.c", "net/ipv4/ip_output.c",
          "net/core/skbuff.c", "net/ipv4/gre_demux.c", "fs/ext4/super.c", "kernel/fork.c",
@@ -173,11 +174,10 @@ def create(root: Path, seed: int = 1, total: int = 36) -> dict[str, object]:
     pending_fix: tuple[Path, str] | None = None
     for i in range(1, total + 1):
         if i == p.culprit:
-            f = tree / "net/ipv4/ip_tunnel.c"
-            src = f.read_text()
-            if FIX_LINE not in src:
-                raise BisectorError("net/ipv4/ip_tunnel.c does not carry 227adfb2b1df")
-            f.write_text(src.replace(FIX_LINE, BUG_LINE, 1))
+            try:
+                proc.run(["git", "-C", tree, "apply", CULPRIT_PATCH], timeout=60)
+            except proc.CommandError as exc:
+                raise BisectorError(f"{CULPRIT_PATCH} does not apply: {exc.tail(1)}") from exc
             msg = ("ip_tunnel: reset the network header before ECN decapsulation\n\n"
                    "Demo culprit injected by bisector: this reverts upstream commit\n"
                    "227adfb2b1df, so ip_tunnel_rcv() points the network header at the\n"
