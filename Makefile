@@ -77,7 +77,7 @@ demo: setup apt-demo image
 	$(BIN)/python -m bisector.demo --dir $(DEMO_DIR) check $(DEMO_DIR)/report/report.json
 
 bench-bisect: setup apt-demo image
-	$(BIN)/python bench/bisect.py --demo-dir $(DEMO_DIR)
+	$(BIN)/python bench/bisection.py --demo-dir $(DEMO_DIR)
 
 clean:
 	rm -rf build $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
