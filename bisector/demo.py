@@ -38,7 +38,7 @@ from .verdict import Verdict
 
 SOURCE_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 #: bump when the generated series changes, so cached demo trees are regenerated
-DEMO_VERSION = 2
+DEMO_VERSION = 3
 BASE_TAG = "v6.1.192"
 #: the culprit: upstream fix 227adfb2b1df reverted (the same patch the seed-000 proof uses)
 CULPRIT_PATCH = Path(__file__).resolve().parent.parent / "kernels" / "patches" / \
