@@ -222,7 +222,16 @@ class GitBisection:
             return None
         skipped = set(self._refs("skip-*"))
         out = self._git("rev-list", "--bisect-all", bad[0], "--not", *goods).stdout
-        in_range = [line.split()[0] for line in out.splitlines() if line.strip()]
+        dist: dict[str, int] = {}
+        for line in out.splitlines():
+            m = re.match(r"^([0-9a-f]{40}) \(dist=(\d+)\)", line)
+            if m:
+                dist[m.group(1)] = int(m.group(2))
+        # ties (two commits halve the range equally well) go to the older one, by
+        # position in history, so the choice does not depend on commit ids
+        order = self._git("rev-list", bad[0], "--not", *goods).stdout.split()
+        pos = {sha: i for i, sha in enumerate(order)}
+        in_range = sorted(dist, key=lambda c: (-dist[c], -pos.get(c, 0)))
         for sha in in_range:
             if sha != bad[0] and sha not in skipped:
                 return sha

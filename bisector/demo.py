@@ -38,7 +38,7 @@ from .verdict import Verdict
 
 SOURCE_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 #: bump when the generated series changes, so cached demo trees are regenerated
-DEMO_VERSION = 3
+DEMO_VERSION = 4
 BASE_TAG = "v6.1.192"
 #: the culprit: upstream fix 227adfb2b1df reverted (the same patch the seed-000 proof uses)
 CULPRIT_PATCH = Path(__file__).resolve().parent.parent / "kernels" / "patches" / \
@@ -217,10 +217,36 @@ def create(root: Path, seed: int = 1, total: int = 36) -> dict[str, object]:
     meta = {**asdict(p), "version": DEMO_VERSION, "tree": str(tree), "base": BASE_TAG,
             "culprit_sha": commits[str(p.culprit)], "broken_sha": commits[str(p.broken)],
             "noboot_sha": commits[str(p.noboot)], "tip": commits[str(total)]}
+    verify_layout(tree, meta)
     meta_path.write_text(json.dumps(meta, indent=2))
     note(f"demo tree ready: {tree} ({total} commits after {BASE_TAG}; "
          f"culprit {str(meta['culprit_sha'])[:12]})")
     return meta
+
+
+def verify_layout(tree: Path, meta: dict[str, object]) -> None:
+    """Bisect the real tree with a scripted oracle: the culprit must be found and both
+    skip commits visited (the simulation's promise, checked on the real commit ids)."""
+    order = _git(tree, "rev-list", "--reverse", f"{BASE_TAG}..main").split()
+    culprit = order.index(str(meta["culprit_sha"]))
+    skips = {str(meta["broken_sha"]), str(meta["noboot_sha"])}
+    tested: list[str] = []
+
+    def tester(stage: str, cand: str) -> StepOutcome:
+        tested.append(cand)
+        if cand in skips:
+            return StepOutcome(Verdict.SKIP, "layout check")
+        return StepOutcome(Verdict.BAD if order.index(cand) >= culprit else Verdict.GOOD, "")
+
+    gb = GitBisection(tree, _git(tree, "rev-parse", BASE_TAG), order[-1])
+    gb.start()
+    try:
+        res = Bisector(tester).run("git", gb)
+    finally:
+        gb.reset()
+    if res.first != meta["culprit_sha"] or not skips <= set(tested):
+        raise BisectorError(f"demo layout check failed: found {res.first}, tested {tested}")
+    meta["expected_steps"] = len(tested)
 
 
 def check(root: Path, report: Path) -> int:
