@@ -231,6 +231,9 @@ class CampaignRunner:
         status = "done"
         if is_prebuilt(old) and is_prebuilt(new):
             lst = self._list_stage(old, new)
+            if isinstance(lst, str):
+                result["mismatch"] = lst
+                return self._finish("mismatch", result)
             result["stages"].append({"stage": "list", **asdict(lst)})
             if not lst.found:
                 return self._finish("inconclusive", result)
@@ -276,7 +279,7 @@ class CampaignRunner:
             result["candidates"] = [commit_info(self.source.tree, c) for c in res.candidates]
         return self._finish(status, result)
 
-    def _list_stage(self, old: str, new: str) -> Result:
+    def _list_stage(self, old: str, new: str) -> Result | str:
         prefix = old.split(":", 1)[0]
         if new.split(":", 1)[0] != prefix:
             raise UserError(f"{old} and {new} come from different sources; a list bisection "
@@ -291,13 +294,11 @@ class CampaignRunner:
             raise UserError(f"{old} is not older than {new} in the {prefix} list")
         items = specs[i:j + 1]
         self.handler.message(f"list stage: {len(items)} kernels from {old} to {new}")
+        bis = ListBisection(items, self.terms)
         if self.args.verify:
-            bis = ListBisection(items, self.terms)
             why = self._verify(old, new, (f"endpoint {old}", f"endpoint {new}"))
             if why is not None:
-                raise UserError(f"cannot bisect: {why}")
-        else:
-            bis = ListBisection(items, self.terms)
+                return why
         return Bisector(self.test, self.handler, self.record).run("list", bis)
 
     def _map_upstream(self, lst: Result) -> dict[str, str] | str:

@@ -166,3 +166,18 @@ def test_endpoint_mismatch_stops(tmp_path: Path, tmp_cache: Path) -> None:
     args = BisectArgs(repro=GRE, good="v0", bad="main", tree=str(tmp_path / "linux"))
     cr = Scripted(args, Store(tmp_path / "db.sqlite"), oracle).run()
     assert cr.status == "mismatch" and "should be BAD but is GOOD" in cr.result["mismatch"]
+
+
+def test_list_campaign_and_endpoint_mismatch(tmp_path: Path, tmp_cache: Path,
+                                             fakedistro: object) -> None:
+    oracle = {"fakedistro:1": G, "fakedistro:2": G, "fakedistro:3": B, "fakedistro:4": B,
+              "fakedistro:5": B}
+    args = BisectArgs(repro=GRE, good="fakedistro:1", bad="fakedistro:5")
+    cr = Scripted(args, Store(tmp_path / "a.sqlite"), oracle).run()
+    assert cr.status == "done"
+    assert cr.result["stages"][0]["first"] == "fakedistro:3"
+    assert cr.result["stages"][0]["last_old"] == "fakedistro:2"
+    oracle["fakedistro:5"] = G  # the "bad" kernel does not reproduce
+    cr = Scripted(args, Store(tmp_path / "b.sqlite"), oracle).run()
+    assert cr.status == "mismatch" and "endpoint fakedistro:5 should be BAD" in \
+        cr.result["mismatch"]
