@@ -222,6 +222,16 @@ def _cmd_image_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _common(p: argparse.ArgumentParser) -> None:
+    """Options every kernel-testing command takes (run, repro prove, bisect)."""
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a reproducer parameter (repeatable)")
+    p.add_argument("--config-fragment", action="append", default=[], metavar="FILE",
+                   help="extra kernel config fragment for git builds (repeatable)")
+    p.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    p.add_argument("--boot-timeout", type=float, default=180.0, metavar="SECONDS")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bisector", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action="version", version=f"bisector {__version__}")
@@ -233,16 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--kernel", required=True,
                    help="debian:6.1.0-56, ubuntu-mainline:v5.7.1, local:/path/linux-image.deb")
     r.add_argument("--repro", required=True, help="reproducer YAML file")
-    r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a reproducer parameter (repeatable)")
-    r.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
-    r.add_argument("--boot-timeout", type=float, default=180.0, metavar="SECONDS")
+    _common(r)
     r.add_argument("--memory", type=int, default=1024, metavar="MIB")
     r.add_argument("--cpus", type=int, default=2)
     r.add_argument("--append", default="", help="extra kernel command line")
     r.add_argument("--run-dir", help="parent directory for this run's logs")
     r.add_argument("--tree", help="kernel git checkout for --kernel git:REV")
-    r.add_argument("--config-fragment", action="append", default=[], metavar="FILE")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     r.set_defaults(func=_cmd_run)
 
@@ -258,10 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="kernel with the bug (e.g. git:v6.1.192+kernels/patches/X.patch)")
     pr.add_argument("--runs", type=int, default=3, help="boots per kernel (default 3)")
     pr.add_argument("--tree", help="kernel git checkout for git: kernels")
-    pr.add_argument("--config-fragment", action="append", default=[], metavar="FILE")
-    pr.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
-    pr.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
-    pr.add_argument("--boot-timeout", type=float, default=180.0, metavar="SECONDS")
+    _common(pr)
     pr.add_argument("--run-dir", help="parent directory for the evidence")
     pr.set_defaults(func=_cmd_repro_prove)
 
@@ -276,14 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="look for the first GOOD commit (the fix) instead of the first BAD")
     b.add_argument("--term-old", help="custom git bisect term for the old state")
     b.add_argument("--term-new", help="custom git bisect term for the new state")
-    b.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
-    b.add_argument("--config-fragment", action="append", default=[], metavar="FILE",
-                   help="extra kernel config fragment for git builds (repeatable)")
+    _common(b)
     b.add_argument("--no-verify", action="store_true",
                    help="do not test the endpoints before bisecting")
     b.add_argument("--replay", metavar="LOG", help="seed the bisection with a git bisect log")
-    b.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
-    b.add_argument("--boot-timeout", type=float, default=180.0, metavar="SECONDS")
     b.add_argument("--report-dir", help="where to write report.{md,html,json}")
     b.set_defaults(func=_cmd_bisect)
 
