@@ -90,6 +90,8 @@ def bisect_once(tree: Path, store: Store, label: str) -> dict[str, object]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--demo-dir", type=Path, default=paths.cache_dir() / "demo")
+    ap.add_argument("--again", action="store_true",
+                    help="keep bench/results/cache and run only the identical bisection")
     ap.add_argument("--clean-baseline", action="store_true",
                     help="also time a separate clean build without ccache")
     args = ap.parse_args()
@@ -98,6 +100,13 @@ def main() -> int:
     meta = demo.create(args.demo_dir)
     tree = Path(str(meta["tree"]))
     results = HERE / "results"
+    if args.again:
+        os.environ["BISECTOR_CACHE"] = str(results / "cache")
+        os.environ["BISECTOR_RUNS"] = str(results / "runs")
+        again = bisect_once(tree, Store(results / "bench.db"), "identical bisection (--again)")
+        print(f"identical bisection: {again['builds']} builds (goal 0), wall "
+              f"{again['wall']:.0f}s, culprit {str(again['culprit'])[:12]}")
+        return 0 if again["builds"] == 0 else 1
     cache = fresh_cache(results / "cache")
     os.environ["BISECTOR_CACHE"] = str(cache)
     os.environ["BISECTOR_RUNS"] = str(results / "runs")

@@ -200,7 +200,8 @@ class CampaignRunner:
             st = self.source.last
             (step_dir / "build-failure.txt").write_text(f"{exc}\nlog: {exc.log_path}\n")
             return StepOutcome(Verdict.SKIP, str(exc), build_s=round(st.config_s + st.build_s, 2),
-                               run_dir=str(step_dir), build_log=str(exc.log_path))
+                               cached=st.cached, run_dir=str(step_dir),
+                               build_log=str(exc.log_path))
         st = self.source.last
         res = runner.run(f"git:{sha[:12]}", self.repro, step_dir, self.opts, artifact=art,
                          on_phase=self.handler.message)

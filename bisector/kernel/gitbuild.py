@@ -278,6 +278,12 @@ class GitBuildSource:
                 stats.cached = True
                 art.spec = f"git:{ref}"
                 return art
+            failed = root / "build-failed.json"
+            if failed.exists():
+                # same tree, config and compiler: it would fail the same way again
+                stats.cached = True
+                info = json.loads(failed.read_text())
+                raise BuildFailure(f"{info['message']} (cached failure)", root / "build.log")
             t0 = time.monotonic()
             try:
                 art = self._build(ref, commit, config, root)
@@ -312,7 +318,10 @@ class GitBuildSource:
                 raise InfraError(f"build of {commit[:12]} timed out (log: {logf})") from exc
             lines = [ln for ln in exc.output.splitlines() if "error" in ln.lower()]
             first = (lines[0] if lines else exc.tail(1))[:200]
-            raise BuildFailure(f"git:{commit[:12]} does not build: {first}", logf) from exc
+            message = f"git:{commit[:12]} does not build: {first}"
+            (root / "build-failed.json").write_text(json.dumps(
+                {"commit": commit, "message": message, "returncode": exc.returncode}))
+            raise BuildFailure(message, logf) from exc
         image = root / "bzImage"
         shutil.copyfile(self.build_dir / "arch" / "x86" / "boot" / "bzImage", image)
         shutil.copyfile(config, root / "config")

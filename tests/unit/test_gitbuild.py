@@ -75,6 +75,10 @@ def test_build_failure_is_skip_material_with_log(tree: Path, tmp_cache: Path) ->
     with pytest.raises(BuildFailure, match=r"does not build.*error") as ei:
         src.resolve("main")
     assert "broken on purpose" in ei.value.log_path.read_text()
+    builds = count(src)
+    with pytest.raises(BuildFailure, match="cached failure"):
+        src.resolve("main")  # deterministic: not attempted again
+    assert count(src) == builds and src.last.cached
 
 
 def test_bad_inputs(tree: Path, tmp_cache: Path, tmp_path: Path) -> None:
