@@ -26,7 +26,6 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ from .bisect import (
     Terms,
     parse_bisect_log,
 )
-from .errors import InfraError, UserError
+from .errors import UserError
 from .kernel.gitbuild import BuildFailure, GitBuildSource, git
 from .paths import slug
 from .store import Campaign, StepRow, Store
@@ -341,12 +340,8 @@ def commit_info(tree: Path, sha: str) -> dict[str, str]:
     return info
 
 
-def run_campaign(args: BisectArgs, handler: Handler, store: Store | None = None,
-                 on_open: Callable[[Campaign], None] | None = None) -> CampaignResult:
-    st = store or Store()
-    cr = CampaignRunner(args, st, handler)
-    try:
-        return cr.run()
-    except InfraError:
-        # the campaign stays 'running': the same command resumes it
-        raise
+def run_campaign(args: BisectArgs, handler: Handler, store: Store | None = None
+                 ) -> CampaignResult:
+    """Run (or resume) a campaign.  On an infrastructure error it stays 'running',
+    so the same command, or ``bisector resume``, continues it."""
+    return CampaignRunner(args, store or Store(), handler).run()

@@ -25,7 +25,6 @@ import logging
 import lzma
 import mmap
 import os
-import re
 import socket
 import struct
 import subprocess
@@ -425,8 +424,3 @@ class VM:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def guest_panicked(console: str) -> str | None:
-    m = re.search(r"Kernel panic - not syncing:.*", console)
-    return m.group(0) if m else None

@@ -52,10 +52,6 @@ def extract_deb(deb: Path, dest: Path) -> None:
             raise UserError(f"{deb}: cannot unpack: {exc}") from exc
 
 
-def deb_field(deb: Path, name: str) -> str:
-    return proc.run(["dpkg-deb", "--field", deb, name], timeout=60).stdout.strip()
-
-
 def content_key(files: list[Path]) -> str:
     h = hashlib.sha256()
     for f in sorted(files, key=lambda p: p.name):
