@@ -31,16 +31,17 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from bisector import paths, proc  # noqa: E402
-from bisector.bisect import Handler, StepOutcome  # noqa: E402
 from bisector.campaign import BisectArgs, run_campaign  # noqa: E402
+from bisector.outcomes import Stage, Step  # noqa: E402
+from bisector.search import Handler  # noqa: E402
 from bisector.store import Store  # noqa: E402
 
 GRE = REPO / "reproducers" / "gre-ecn-mac-corruption.yaml"
 
 
 class Quiet(Handler):
-    def step_finished(self, stage: str, index: int, candidate: str, o: StepOutcome) -> None:
-        print(f"  {stage:6} {candidate[:12]} {o.verdict.name:4} build {o.build_s:6.1f}s"
+    def step_finished(self, stage: Stage, index: int, o: Step) -> None:
+        print(f"  {stage.value:6} {o.candidate[:12]} {o.verdict.name:4} build {o.build_s:6.1f}s"
               f"{' (cached)' if o.cached else '         '} boot {o.boot_s:5.1f}s "
               f"test {o.test_s:5.1f}s", flush=True)
 
@@ -72,15 +73,15 @@ def clean_build(tree: Path, config: Path, out: Path) -> float:
 
 def bisect_once(tree: Path, store: Store, label: str) -> dict[str, object]:
     print(f"{label}:", flush=True)
-    args = BisectArgs(repro=str(GRE), good="v6.1.192", bad="main", tree=str(tree),
+    args = BisectArgs(repro=str(GRE), good=["v6.1.192"], bad=["main"], tree=str(tree),
                       accel="tcg")
     t0 = time.monotonic()
     cr = run_campaign(args, Quiet(), store)
     wall = time.monotonic() - t0
-    steps = [s for s in store.steps(cr.campaign.id) if not s.replayed]
-    built = [s for s in steps if s.build_s > 0 and not s.cached]
-    return {"wall": wall, "status": cr.status,
-            "culprit": (cr.result.get("culprit") or {}).get("sha"),
+    steps = [s for s in store.steps(cr.campaign_id) if not s.replayed]
+    built = [s for s in steps if s.built]
+    return {"wall": wall, "status": cr.status.value,
+            "culprit": cr.culprit.sha if cr.culprit else None,
             "steps": len(steps), "builds": len(built),
             "build_times": [s.build_s for s in built],
             "build": sum(s.build_s for s in steps), "boot": sum(s.boot_s for s in steps),

@@ -3,10 +3,16 @@
 Exit codes
 ----------
 ``run`` acts as a ``git bisect run`` script: 0 GOOD, 1 BAD, 125 SKIP, and
-every error ≥ 128 (129 user error, 130 interrupted, 131 infrastructure), so
-that a broken setup aborts a bisection instead of marking commits bad.
-Other subcommands: 0 success, 1 a check failed (e.g. ``repro validate``),
-2 user error, 3 infrastructure error, 130 interrupted.
+every error ≥ 128 (129 user error — a bad option or file included —, 130
+interrupted, 131 infrastructure error or a bug in bisector), so that a broken
+setup aborts a bisection instead of marking commits bad.
+Other subcommands: 0 success, 1 a check failed (e.g. ``repro validate``; for
+``bisect``: no single commit named), 2 user error (usage included), 3
+infrastructure error or a bug in bisector, 130 interrupted.
+
+A bug (any exception that is not a :class:`BisectorError`) is caught last:
+its traceback goes to a file under the run's log directory (or the runs
+directory), named in the one-line message.
 """
 
 from __future__ import annotations
@@ -14,14 +20,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import re
 import signal
 import sys
+import time
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
-from .bisect import Bisection, Handler, StepOutcome
-from .errors import BisectorError, InfraError, UserError
+from .errors import BisectorError, InfraError, Untestable, UserError
+from .outcomes import CampaignResult, Stage, Step
+from .paths import os_error
+from .search import Bisection, Handler
+
+if TYPE_CHECKING:
+    from .campaign import BisectArgs
+    from .runner import RunOptions
 
 log = logging.getLogger("bisector")
 
@@ -29,63 +46,79 @@ EXIT_USER, EXIT_INFRA, EXIT_INTERRUPTED = 2, 3, 130
 RUN_EXIT_USER, RUN_EXIT_INFRA = 129, 131
 
 
+class UsageError(UserError):
+    """A bad command line (argparse's complaint), mapped like any user error."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error, which ``git bisect run`` reads as BAD:
+    raise instead, so :func:`main` gives the command's user-error code."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+#: where the evidence of the command in progress goes (a crash's traceback too)
+_evidence_dir: Path | None = None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    global _evidence_dir
     from . import reproducer, runner
+    from .kernel import KernelResolver
     from .paths import new_run_dir
 
     repro = reproducer.load(Path(args.repro), reproducer.parse_overrides(args.param))
     run_dir = new_run_dir(args.kernel, repro.spec.name, Path(args.run_dir) if args.run_dir
                           else None)
+    _evidence_dir = run_dir
     print(f"run directory: {run_dir}", file=sys.stderr)
-    opts = runner.RunOptions(accel=args.accel, boot_timeout=args.boot_timeout,
-                             memory_mb=args.memory, cpus=args.cpus, append=args.append)
-    artifact = None
-    if args.kernel.startswith("git:"):
-        from .kernel.gitbuild import BuildFailure, GitBuildSource
-
-        if not args.tree:
-            raise UserError("--kernel git:REV needs --tree PATH")
-        src = GitBuildSource(Path(args.tree), required=repro.spec.requires.config,
+    kernels = KernelResolver(Path(args.tree) if args.tree else None,
+                             required=repro.spec.requires.config,
                              fragments=[Path(f) for f in args.config_fragment])
-        try:
-            artifact = src.resolve(args.kernel[4:])
-        except BuildFailure as exc:
-            print(f"SKIP: {exc} (build log: {exc.log_path})")
-            return 125
     try:
-        res = runner.run(args.kernel, repro, run_dir, opts, artifact=artifact)
+        res = runner.run(args.kernel, repro, run_dir, _run_options(args), kernels=kernels)
     except BisectorError as exc:
         exc.log_path = exc.log_path or run_dir
         raise
     assert res.verdict is not None
     phases = "  ".join(f"{k} {v:.1f}s" for k, v in res.phases.items())
     if args.json:
-        print(json.dumps(res.to_json(), indent=2))
+        print(json.dumps(res.to_json()))  # one line: `--json >> file.jsonl` appends a record
     else:
         print(f"{res.verdict.name}: {res.reason}")
+        for n in res.notes:
+            print(f"note: {n}")
         print(f"kernel: {res.kernel} ({res.release or '?'})  accel: {res.accel or '-'}")
         print(f"phases: {phases}")
         print(f"logs:   {run_dir}")
     return res.verdict.exit_code
 
 
+def _run_options(args: argparse.Namespace) -> RunOptions:
+    from .runner import RunOptions
+
+    return RunOptions(accel=args.accel, boot_timeout=args.boot_timeout, memory_mb=args.memory,
+                      cpus=args.cpus, append=getattr(args, "append", ""), image=args.image)
+
+
 class CLIHandler(Handler):
     """Progress lines for a terminal or a log (one line per event)."""
 
-    def stage_started(self, stage: str, bisection: Bisection) -> None:
-        print(f"[bisector] {stage} stage: ~{bisection.steps_left()} steps", file=sys.stderr,
-              flush=True)
+    def stage_started(self, stage: Stage, bisection: Bisection) -> None:
+        print(f"[bisector] {stage.value} stage: ~{bisection.steps_left()} steps",
+              file=sys.stderr, flush=True)
 
-    def step_started(self, stage: str, index: int, candidate: str, left: int) -> None:
-        what = candidate[:12] if stage != "list" else candidate
+    def step_started(self, stage: Stage, index: int, candidate: str, left: int) -> None:
+        what = candidate[:12] if stage is not Stage.LIST else candidate
         tail = f" (~{left} step{'s' if left != 1 else ''} left)" if left else ""
-        print(f"[bisector] {stage} #{index or '-'}: testing {what}{tail}", file=sys.stderr,
-              flush=True)
+        print(f"[bisector] {stage.value} #{index or '-'}: testing {what}{tail}",
+              file=sys.stderr, flush=True)
 
-    def step_finished(self, stage: str, index: int, candidate: str, o: StepOutcome) -> None:
-        what = candidate[:12] if stage != "list" else candidate
+    def step_finished(self, stage: Stage, index: int, o: Step) -> None:
+        what = o.candidate[:12] if stage is not Stage.LIST else o.candidate
         cached = " (cached)" if o.cached else ""
-        print(f"[bisector] {stage} #{index or '-'}: {what} {o.verdict.name}  build "
+        print(f"[bisector] {stage.value} #{index or '-'}: {what} {o.verdict.name}  build "
               f"{o.build_s:.0f}s{cached} boot {o.boot_s:.0f}s test {o.test_s:.0f}s — "
               f"{o.reason[:140]}", file=sys.stderr, flush=True)
 
@@ -93,55 +126,59 @@ class CLIHandler(Handler):
         print(f"[bisector] {text}", file=sys.stderr, flush=True)
 
 
-def _print_campaign(cr: object, report_dir: Path | None) -> int:
-    from . import report
-    from .campaign import CampaignResult
+def _print_campaign(cr: CampaignResult, report_dir: Path | None) -> int:
+    from . import report, summary
+    from .outcomes import CampaignStatus
     from .store import Store
 
-    assert isinstance(cr, CampaignResult)
-    c = cr.campaign
-    steps = Store().steps(c.id)
-    out = report.write(c, steps, cr.status, cr.result, report_dir or c.dir / "report")
-    res = cr.result
-    if "culprit" in res:
-        cu = res["culprit"]
-        label = "first fixed commit" if res["terms"]["find_fix"] else "culprit"
-        print(f"{label}: {cu['sha'][:12]} {cu['subject']}")
-        print(f"  {cu['fixes']}")
-        if not res["terms"]["find_fix"]:
-            print(f"  #regzbot introduced: {cu['sha']}")
-    elif cr.status == "done":
-        lst = res["stages"][-1]
-        print(f"first {res['terms']['new']} kernel: {lst['first']} "
-              f"(last {res['terms']['old']}: {lst['last_old']})")
-    elif cr.status == "mismatch":
-        print(f"not bisected further: {res['mismatch']}")
-    else:
-        cands = res.get("candidates") or res["stages"][-1].get("candidates", [])
-        names = [c["sha"][:12] if isinstance(c, dict) else c for c in cands]
-        print(f"inconclusive: the first {res['terms']['new']} is one of {', '.join(names)}")
+    st = Store()
+    c = st.get(cr.campaign_id)
+    assert c is not None
+    steps = st.steps(c.id)
+    # the answer first: a report that cannot be written must not hide it
+    print(summary.headline(cr), flush=True)
+    for line in summary.mail_lines(cr):
+        print(f"  {line}")
+    meaning = summary.upstream_range(cr)
+    if meaning and cr.culprit is None:
+        print(f"  {meaning}")
+    cont = summary.continue_command(cr, str(c.args.get("repro", "FILE")))
+    if cont and cr.status is CampaignStatus.FOUND:
+        print(f"  continue upstream: {cont}")
     real = [s for s in steps if not s.replayed]
-    print(f"steps: {len(real)}  builds: {sum(1 for s in real if s.build_s and not s.cached)}  "
-          f"report: {out['md']}")
-    return 0 if cr.status == "done" else 1
+    print(f"steps: {len(real)}  builds: {sum(1 for s in real if s.built)}", flush=True)
+    target = report_dir or c.dir / "report"
+    try:
+        out = report.write(c, steps, cr, target)
+    except OSError as exc:
+        raise os_error(exc, f"writing the report of campaign {c.id} (its result is "
+                            f"stored; `bisector resume {c.id}` will not redo it)") from exc
+    print(f"report: {out['md']}")
+    return 0 if cr.status is CampaignStatus.FOUND else 1
+
+
+def _bisect_args(args: argparse.Namespace) -> BisectArgs:
+    from .campaign import BisectArgs
+    from .reproducer import parse_overrides
+
+    return BisectArgs(repro=args.repro, good=args.good, bad=args.bad, tree=args.tree,
+                      params=parse_overrides(args.param), find_fix=args.find_fix,
+                      term_old=args.term_old, term_new=args.term_new,
+                      fragments=args.config_fragment, verify=not args.no_verify,
+                      replay=args.replay, accel=args.accel, boot_timeout=args.boot_timeout,
+                      memory_mb=args.memory, cpus=args.cpus, report_dir=args.report_dir)
 
 
 def _cmd_bisect(args: argparse.Namespace) -> int:
-    from .campaign import BisectArgs, run_campaign
-    from .reproducer import parse_overrides
+    from .campaign import run_campaign
 
-    ba = BisectArgs(repro=args.repro, good=args.good, bad=args.bad, tree=args.tree,
-                    params=parse_overrides(args.param), find_fix=args.find_fix,
-                    term_old=args.term_old, term_new=args.term_new,
-                    fragments=args.config_fragment, verify=not args.no_verify,
-                    replay=args.replay, accel=args.accel, boot_timeout=args.boot_timeout,
-                    report_dir=args.report_dir)
-    cr = run_campaign(ba, CLIHandler())
+    cr = run_campaign(_bisect_args(args), CLIHandler())
     return _print_campaign(cr, Path(args.report_dir) if args.report_dir else None)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     from .campaign import BisectArgs, run_campaign
+    from .outcomes import CampaignStatus
     from .store import Store
 
     st = Store()
@@ -149,24 +186,24 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     if c is None:
         raise UserError("no unfinished campaign to resume" if not args.campaign
                         else f"no campaign {args.campaign}")
-    if c.status != "running":
-        raise UserError(f"campaign {c.id} already finished ({c.status}); see {c.dir}/report")
-    a = dict(c.args)
-    ba = BisectArgs(**a)
+    if c.status is not CampaignStatus.RUNNING:
+        raise UserError(f"campaign {c.id} already ended ({c.status.value}); "
+                        f"see {c.dir}/report")
+    ba = BisectArgs(**c.args)
     cr = run_campaign(ba, CLIHandler(), st)
     return _print_campaign(cr, Path(ba.report_dir) if ba.report_dir else None)
 
 
 def _cmd_repro_prove(args: argparse.Namespace) -> int:
-    from . import reproducer, runner
+    from . import reproducer
     from .progress import note
     from .prove import prove
 
     repro = reproducer.load(Path(args.file), reproducer.parse_overrides(args.param))
-    opts = runner.RunOptions(accel=args.accel, boot_timeout=args.boot_timeout)
     proof, out = prove(repro, args.good, args.bad, runs=args.runs,
                        tree=Path(args.tree) if args.tree else None,
-                       fragments=[Path(f) for f in args.config_fragment], opts=opts,
+                       fragments=[Path(f) for f in args.config_fragment],
+                       opts=_run_options(args),
                        parent=Path(args.run_dir) if args.run_dir else None, say=note)
     print(proof.line())
     print(f"evidence: {out}")
@@ -179,9 +216,8 @@ def _cmd_repro_validate(args: argparse.Namespace) -> int:
     failed = 0
     for f in args.files:
         try:
-            spec, _ = reproducer.parse(Path(f))
-            reproducer.load(Path(f))
-            print(f"ok: {f} ({spec.name})")
+            repro = reproducer.load(Path(f))
+            print(f"ok: {f} ({repro.spec.name})")
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
@@ -191,8 +227,11 @@ def _cmd_repro_validate(args: argparse.Namespace) -> int:
 def _cmd_kernels_list(args: argparse.Namespace) -> int:
     from . import kernel
 
-    src = kernel.source_for(args.source)
-    entries = src.available()
+    if args.source == kernel.resolver.GIT_PREFIX:
+        entries = kernel.KernelResolver(Path(args.tree) if args.tree else None
+                                        ).git_source.available()
+    else:
+        entries = kernel.listing(args.source)
     if not entries:
         print(f"{args.source}: nothing to list (this source takes explicit paths)")
     for e in entries:
@@ -204,13 +243,14 @@ def _cmd_kernels_fetch(args: argparse.Namespace) -> int:
     from . import kernel
     from .kernel.bootfiles import boot_files
 
+    kernels = kernel.KernelResolver(Path(args.tree) if args.tree else None)
     for spec in args.specs:
-        art = kernel.resolve(spec)
+        art = kernels.resolve(spec)
         files = boot_files(art)
         print(json.dumps({"spec": art.spec, "release": art.release, "image": str(art.image),
                           "modules": str(art.modules) if art.modules else None,
                           "initrd": str(files.initrd) if files.initrd else None,
-                          "meta": art.meta}, indent=2))
+                          "upstream": art.upstream, "meta": art.meta}, indent=2))
     return 0
 
 
@@ -222,6 +262,46 @@ def _cmd_image_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds (``-5`` would SKIP every kernel, ``nan``
+    would never time out)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0 or value > 86400:
+        raise argparse.ArgumentTypeError(f"{text!r}: give seconds between 0 and 86400")
+    return value
+
+
+def _bounded_int(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is not between {lo} and {hi}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+#: words git bisect uses itself and so refuses as terms
+_GIT_BISECT_WORDS = {"help", "start", "skip", "next", "reset", "visualize", "view", "replay",
+                     "log", "run", "terms"}
+
+
+def _term(text: str) -> str:
+    """A git bisect term git will accept (checked here: git's refusal would be exit 3)."""
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,39}", text) or text in _GIT_BISECT_WORDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} cannot be a bisect term (letters, digits, - and _; not one of git "
+            f"bisect's own words: {', '.join(sorted(_GIT_BISECT_WORDS))})")
+    return text
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     """Options every kernel-testing command takes (run, repro prove, bisect)."""
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
@@ -229,11 +309,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config-fragment", action="append", default=[], metavar="FILE",
                    help="extra kernel config fragment for git builds (repeatable)")
     p.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
-    p.add_argument("--boot-timeout", type=float, default=180.0, metavar="SECONDS")
+    p.add_argument("--boot-timeout", type=_seconds, default=180.0, metavar="SECONDS")
+    p.add_argument("--memory", type=_bounded_int(128, 1 << 20), default=1024, metavar="MIB",
+                   help="guest memory")
+    p.add_argument("--cpus", type=_bounded_int(1, 256), default=2, help="guest CPUs")
+    p.add_argument("--image", default="bookworm", help="guest image recipe (vm-images/NAME)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bisector", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="bisector", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action="version", version=f"bisector {__version__}")
     p.add_argument("-v", "--verbose", action="count", default=0)
     sub = p.add_subparsers(dest="command", required=True)
@@ -244,8 +328,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="debian:6.1.0-56, ubuntu-mainline:v5.7.1, local:/path/linux-image.deb")
     r.add_argument("--repro", required=True, help="reproducer YAML file")
     _common(r)
-    r.add_argument("--memory", type=int, default=1024, metavar="MIB")
-    r.add_argument("--cpus", type=int, default=2)
     r.add_argument("--append", default="", help="extra kernel command line")
     r.add_argument("--run-dir", help="parent directory for this run's logs")
     r.add_argument("--tree", help="kernel git checkout for --kernel git:REV")
@@ -271,14 +353,18 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bisect", help="find the commit (or prebuilt kernel) that introduced "
                                       "or fixed the bug")
     b.add_argument("--repro", required=True, help="reproducer YAML file")
-    b.add_argument("--good", required=True, help="git rev, or debian:… / ubuntu-mainline:…")
-    b.add_argument("--bad", required=True, help="git rev, or debian:… / ubuntu-mainline:…")
+    b.add_argument("--good", required=True, action="append",
+                   help="git rev, or debian:… / ubuntu-mainline:… (repeatable for git revs, "
+                        "as git bisect takes several good revisions)")
+    b.add_argument("--bad", required=True, action="append",
+                   help="git rev, or debian:… / ubuntu-mainline:… (with --find-fix the old "
+                        "end: repeatable)")
     b.add_argument("--tree", help="kernel git checkout (required for git revisions; with "
                                   "prebuilt endpoints it adds the upstream git stage)")
     b.add_argument("--find-fix", action="store_true",
                    help="look for the first GOOD commit (the fix) instead of the first BAD")
-    b.add_argument("--term-old", help="custom git bisect term for the old state")
-    b.add_argument("--term-new", help="custom git bisect term for the new state")
+    b.add_argument("--term-old", type=_term, help="custom git bisect term for the old state")
+    b.add_argument("--term-new", type=_term, help="custom git bisect term for the new state")
     _common(b)
     b.add_argument("--no-verify", action="store_true",
                    help="do not test the endpoints before bisecting")
@@ -293,10 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("kernels", help="kernel sources")
     ksub = k.add_subparsers(dest="kernels_command", required=True)
     kl = ksub.add_parser("list", help="list kernels a source can provide")
-    kl.add_argument("source", help="debian, ubuntu-mainline, local")
+    kl.add_argument("source", help="debian, ubuntu-mainline, local, git (tags of --tree)")
+    kl.add_argument("--tree", help="kernel git checkout (for git)")
     kl.set_defaults(func=_cmd_kernels_list)
-    kf = ksub.add_parser("fetch", help="download/unpack kernels into the cache")
+    kf = ksub.add_parser("fetch", help="download/unpack (or build) kernels into the cache")
     kf.add_argument("specs", nargs="+")
+    kf.add_argument("--tree", help="kernel git checkout (for git:REV specs)")
     kf.set_defaults(func=_cmd_kernels_fetch)
 
     im = sub.add_parser("image", help="the guest root image")
@@ -314,27 +402,57 @@ def _exit_codes(command: str) -> tuple[int, int]:
     return EXIT_USER, EXIT_INFRA
 
 
+def _command(argv: Sequence[str]) -> str:
+    """The subcommand, known even when parsing fails (its exit codes depend on it)."""
+    return next((a for a in argv if not a.startswith("-")), "")
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _crash_report() -> Path:
+    """Write the traceback of a bug where the run's evidence is (or the runs dir)."""
+    from .paths import runs_dir
+
+    where = _evidence_dir or runs_dir() / "crashes"
+    where.mkdir(parents=True, exist_ok=True)
+    path = where / f"bisector-traceback-{time.strftime('%Y%m%dT%H%M%S')}.txt"
+    path.write_text(f"bisector {__version__}: {' '.join(sys.argv)}\n\n{traceback.format_exc()}")
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
-                        format="%(levelname)s %(name)s: %(message)s")
-    if args.verbose < 2:
-        # paramiko logs every refused banner while we poll a booting guest
-        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
-    user_code, infra_code = _exit_codes(args.command)
-    func: Callable[[argparse.Namespace], int] = args.func
-    # SIGTERM (cron timeouts, CI cancels) unwinds like Ctrl-C, so every finally block
-    # tears its QEMU down and writes its evidence.
+    global _evidence_dir
+    _evidence_dir = None
+    argv = list(sys.argv[1:] if argv is None else argv)
+    user_code, infra_code = _exit_codes(_command(argv))
+    # SIGTERM (cron timeouts, CI cancels) and SIGHUP (a closed terminal or ssh session)
+    # unwind like Ctrl-C, so every finally block tears its QEMU down and writes its evidence.
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGHUP, _raise_interrupt)
     try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
+                            format="%(levelname)s %(name)s: %(message)s")
+        if args.verbose < 2:
+            # paramiko logs every refused banner while we poll a booting guest
+            logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+        func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
+    except OSError as exc:  # the host: a full disk, a read-only or misplaced directory
+        err = os_error(exc)
+        kind = "infrastructure error" if isinstance(err, InfraError) else "error"
+        print(f"bisector: {kind}: {err}", file=sys.stderr)
+        return infra_code if isinstance(err, InfraError) else user_code
     except UserError as exc:
         print(f"bisector: error: {exc}", file=sys.stderr)
+        return user_code
+    except Untestable as exc:
+        # only a command with no verdict to give gets here (e.g. `kernels fetch` of a
+        # kernel whose build failed): the input names something that cannot be had
+        where = f" (log: {exc.log_path})" if exc.log_path else ""
+        print(f"bisector: error: cannot be tested: {exc}{where}", file=sys.stderr)
         return user_code
     except InfraError as exc:
         where = f" (logs: {exc.log_path})" if exc.log_path else ""
@@ -343,8 +461,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bisector: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BisectorError as exc:  # pragma: no cover - every subclass is handled above
-        print(f"bisector: error: {exc}", file=sys.stderr)
+    except Exception as exc:  # a bug in bisector: never a verdict (exit 1 reads as BAD)
+        try:
+            path: Path | str = _crash_report()
+        except OSError as werr:
+            path = f"(could not write the traceback: {werr})"
+        print(f"bisector: internal error: {exc.__class__.__name__}: {exc} — this is a bug "
+              f"in bisector, not a verdict; traceback: {path}", file=sys.stderr)
         return infra_code
 
 

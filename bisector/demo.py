@@ -29,20 +29,21 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import proc
-from .bisect import Bisector, GitBisection, StepOutcome
+from . import git, proc, resources
 from .errors import BisectorError, UserError
+from .outcomes import Stage, Step
 from .paths import cache_dir
 from .progress import note
+from .search import Bisector, GitBisection
 from .verdict import Verdict
 
 SOURCE_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 #: bump when the generated series changes, so cached demo trees are regenerated
-DEMO_VERSION = 4
+DEMO_VERSION = 5
 BASE_TAG = "v6.1.192"
-#: the culprit: upstream fix 227adfb2b1df reverted (the same patch the seed-000 proof uses)
-CULPRIT_PATCH = Path(__file__).resolve().parent.parent / "kernels" / "patches" / \
-    "gre-ecn-mac-corruption.patch"
+#: the culprit: upstream fix 227adfb2b1df reverted (the same patch the seed-000 proof uses),
+#: shipped in kernels/patches/ (see bisector.resources)
+CULPRIT_PATCH = "gre-ecn-mac-corruption.patch"
 #: .c files the demo config compiles, for the harmless changes
 FILES = ("net/core/dev.c", "net/ipv4/route.c", "net/ipv4/af_inet.c", "net/ipv4/ip_output.c",
          "net/core/skbuff.c", "net/ipv4/gre_demux.c", "fs/ext4/super.c", "kernel/fork.c",
@@ -66,7 +67,7 @@ def _git(repo: Path, *args: str, date: int | None = None) -> str:
     if date is not None:
         stamp = f"@{1767225600 + date * 3600} +0000"
         env.update({"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp})
-    return proc.run(["git", "-C", repo, *args], env=env, timeout=1800).stdout.strip()
+    return git.out(repo, *args, env=env, timeout=1800)
 
 
 def simulate(total: int, culprit: int, skips: set[int]) -> tuple[list[int], int | None]:
@@ -80,16 +81,16 @@ def simulate(total: int, culprit: int, skips: set[int]) -> tuple[list[int], int 
             shas.append(_git(repo, "rev-parse", "HEAD"))
         tested: list[int] = []
 
-        def tester(stage: str, cand: str) -> StepOutcome:
+        def tester(stage: Stage, cand: str) -> Step:
             i = shas.index(cand)
             tested.append(i)
             if i in skips:
-                return StepOutcome(Verdict.SKIP, "sim")
-            return StepOutcome(Verdict.BAD if i >= culprit else Verdict.GOOD, "sim")
+                return Step(stage, cand, Verdict.SKIP, "sim")
+            return Step(stage, cand, Verdict.BAD if i >= culprit else Verdict.GOOD, "sim")
 
-        gb = GitBisection(repo, shas[0], shas[-1])
+        gb = GitBisection(repo, [shas[0]], shas[-1])
         gb.start()
-        res = Bisector(tester).run("git", gb)
+        res = Bisector(tester).run(Stage.GIT, gb)
         return tested, (shas.index(res.first) if res.first else None)
 
 
@@ -175,9 +176,10 @@ def create(root: Path, seed: int = 1, total: int = 36) -> dict[str, object]:
     for i in range(1, total + 1):
         if i == p.culprit:
             try:
-                proc.run(["git", "-C", tree, "apply", CULPRIT_PATCH], timeout=60)
+                git.git(tree, "apply", resources.patch(CULPRIT_PATCH), timeout=60)
             except proc.CommandError as exc:
-                raise BisectorError(f"{CULPRIT_PATCH} does not apply: {exc.tail(1)}") from exc
+                raise BisectorError(f"{resources.patch(CULPRIT_PATCH)} does not apply: "
+                                    f"{exc.tail(1)}") from exc
             msg = ("ip_tunnel: reset the network header before ECN decapsulation\n\n"
                    "Demo culprit injected by bisector: this reverts upstream commit\n"
                    "227adfb2b1df, so ip_tunnel_rcv() points the network header at the\n"
@@ -232,16 +234,17 @@ def verify_layout(tree: Path, meta: dict[str, object]) -> None:
     skips = {str(meta["broken_sha"]), str(meta["noboot_sha"])}
     tested: list[str] = []
 
-    def tester(stage: str, cand: str) -> StepOutcome:
+    def tester(stage: Stage, cand: str) -> Step:
         tested.append(cand)
         if cand in skips:
-            return StepOutcome(Verdict.SKIP, "layout check")
-        return StepOutcome(Verdict.BAD if order.index(cand) >= culprit else Verdict.GOOD, "")
+            return Step(stage, cand, Verdict.SKIP, "layout check")
+        return Step(stage, cand, Verdict.BAD if order.index(cand) >= culprit else Verdict.GOOD,
+                    "")
 
-    gb = GitBisection(tree, _git(tree, "rev-parse", BASE_TAG), order[-1])
+    gb = GitBisection(tree, [_git(tree, "rev-parse", BASE_TAG)], order[-1])
     gb.start()
     try:
-        res = Bisector(tester).run("git", gb)
+        res = Bisector(tester).run(Stage.GIT, gb)
     finally:
         gb.reset()
     if res.first != meta["culprit_sha"] or not skips <= set(tested):

@@ -26,6 +26,21 @@ class InfraError(BisectorError):
     """The machinery failed (not the kernel under test, not the user's input)."""
 
 
+class Untestable(BisectorError):
+    """This kernel cannot be tested: it does not build, is not to be had, does not boot,
+    lacks a required config option, or the guest died before the test ran.
+
+    Never a user's mistake and never the machinery's: the kernel under test is at fault
+    for something other than the bug.  :func:`bisector.runner.run` is the one place that
+    turns it into a SKIP verdict (exit 125 under ``git bisect run``); everywhere else
+    it propagates.
+    """
+
+    def __init__(self, message: str, log_path: Path | None = None) -> None:
+        super().__init__(message)
+        self.log_path = log_path
+
+
 class CommandError(InfraError):
     """An external command failed; carries argv, return code and output tail."""
 

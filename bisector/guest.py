@@ -21,7 +21,7 @@ import paramiko
 from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
 
-from .errors import InfraError
+from .errors import InfraError, Untestable
 from .verdict import StepResult
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,12 @@ log = logging.getLogger(__name__)
 _TIMEOUT_CODES = (124, 137)
 
 
-class GuestLost(Exception):
-    """The SSH session broke while a command ran (the guest crashed or hung)."""
+class GuestLost(Untestable):
+    """The SSH session broke while a command ran (the guest crashed or hung).
+
+    Inside an iteration the runner catches it and judges the iteration (the
+    reproducer may declare a crash as the bug); anywhere else it means the
+    kernel could not be tested."""
 
 
 def load_host_key(pub: Path) -> paramiko.PKey:

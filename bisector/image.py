@@ -1,6 +1,7 @@
 """The guest root image: built once, shared read-only, one overlay per run.
 
-``vm-images/<name>/`` is the recipe (suite, package list, init, sshd config).
+``vm-images/<name>/`` is the recipe (suite, package list, init, sshd config),
+shipped as package data (:mod:`bisector.resources`).
 The image is built with mmdebstrap from Debian's archive into a directory,
 given a fresh SSH host key and client key, and turned into an ext4 disk with
 ``mke2fs -d``.  The cache key is a hash of the recipe, so an edited recipe
@@ -21,24 +22,22 @@ from pathlib import Path
 
 import yaml
 
-from . import proc
-from .errors import InfraError, UserError
+from . import proc, resources
+from .errors import InfraError
 from .kernel.bootfiles import make_ext4
 from .paths import cache_dir, locked
 from .progress import note
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILDER_VERSION = "1"
 
 
 def recipe_dir(name: str = "bookworm") -> Path:
-    base = Path(os.environ.get("BISECTOR_IMAGES", REPO_ROOT / "vm-images"))
-    path = base / name
-    if not (path / "recipe.yaml").exists():
-        raise UserError(f"guest image recipe {path}/recipe.yaml not found")
-    return path
+    """The recipe of image ``name``: shipped with the package (``vm-images/``), or in
+    ``$BISECTOR_IMAGES``.  An unknown name is a :class:`UserError` listing the recipes,
+    so ``image build --name`` cannot cache an image under a name no recipe has."""
+    return resources.image_recipe_dir(name)
 
 
 def recipe_hash(path: Path) -> str:

@@ -8,13 +8,17 @@ flags), which is what the tests do.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from .errors import BisectorError, InfraError, UserError
 
 
 def cache_dir() -> Path:
@@ -64,3 +68,46 @@ def locked(target: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+#: errno values that mean the machine ran out of room (infrastructure, not input)
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT}
+
+
+def os_error(exc: OSError, doing: str = "") -> BisectorError:
+    """An OSError as the one-line error it is: no room or an I/O fault is the
+    machine's (InfraError); a path that is read-only, not a directory, or not
+    allowed is the setting's (UserError, with the variable or flag to change)."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    what = f" while {doing}" if doing else ""
+    if exc.errno in _NO_ROOM:
+        return InfraError(f"{where}no space left on device{what} (free some space, or move "
+                          "BISECTOR_CACHE / BISECTOR_RUNS to a larger disk)")
+    if exc.errno == errno.EIO:
+        return InfraError(f"{where}I/O error{what}")
+    return UserError(f"{where}{exc.strerror or exc}{what} (check the path, or choose another "
+                     "with --run-dir / --report-dir / BISECTOR_RUNS / BISECTOR_CACHE)")
+
+
+def require_free(path: Path, need: int, doing: str) -> None:
+    """Refuse to start ``doing`` when the file system of ``path`` has less than ``need``
+    bytes free: a clear message now instead of a truncated file later."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < need:
+        raise InfraError(f"{probe}: only {free >> 20} MiB free, {doing} needs about "
+                         f"{need >> 20} MiB (free some space, or move BISECTOR_CACHE)")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` so that ``path`` is either the old file or the whole new one
+    (a full disk leaves no empty ``result.json``)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise os_error(exc, f"writing {path}") from exc

@@ -1,11 +1,13 @@
 """The one subprocess gate.
 
 Every external command (git, make, qemu, dpkg-deb, ssh-keygen, mke2fs, …) goes
-through :func:`run` (or :func:`spawn` for long-lived processes such as QEMU):
-argv lists only, never a shell string; an explicit cwd/env/timeout; and a
-failure raises :class:`~bisector.errors.CommandError` carrying the command,
-its return code and the tail of its output, so a failed step can be
-diagnosed from the message alone.
+through :func:`run` (or :func:`run_bytes` when stdout is binary, or
+:func:`spawn` for long-lived processes such as QEMU): argv lists only, never a
+shell string; an explicit cwd/env/timeout; and a failure raises
+:class:`~bisector.errors.CommandError` carrying the command, its return code
+and the tail of its output, so a failed step can be diagnosed from the message
+alone.  ``input`` (str or bytes) is fed on stdin, so no caller needs a
+temporary file to hand data to a command.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from typing import IO
 
 from .errors import CommandError, InfraError
 
-__all__ = ["CommandError", "Completed", "quote", "run", "spawn", "terminate"]
+__all__ = ["CommandError", "Completed", "CompletedBytes", "quote", "run", "run_bytes", "spawn",
+           "terminate"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,16 @@ class Completed:
     stderr: str
 
 
+@dataclass(frozen=True)
+class CompletedBytes:
+    """What :func:`run_bytes` returns: stdout untouched, stderr decoded (it is for humans)."""
+
+    argv: list[str]
+    returncode: int
+    stdout: bytes
+    stderr: str
+
+
 def quote(argv: Sequence[str | os.PathLike[str]]) -> str:
     """The command as a line a human can paste into a shell (for evidence files)."""
     return shlex.join(str(a) for a in argv)
@@ -49,38 +62,33 @@ def _argv(argv: Sequence[str | os.PathLike[str]]) -> list[str]:
     return [os.fspath(a) for a in argv]
 
 
-def run(
-    argv: Sequence[str | os.PathLike[str]],
-    *,
-    cwd: Path | str | None = None,
-    env: Mapping[str, str] | None = None,
-    timeout: float | None = None,
-    check: bool = True,
-    input: str | None = None,
-    log_file: Path | None = None,
-    stdout_file: IO[bytes] | None = None,
-) -> Completed:
-    """Run a command to completion.
+def _input_bytes(input: str | bytes | None) -> bytes | None:
+    return input.encode() if isinstance(input, str) else input
 
-    ``env`` is *added* to the current environment.  With ``log_file`` the
-    combined output is also written there (kept even when the command fails).
-    With ``stdout_file`` stdout goes (binary) to that file and is not captured.
+
+def _env(env: Mapping[str, str] | None) -> dict[str, str] | None:
+    if env is None:
+        return None
+    full_env = dict(os.environ)
+    full_env.update(env)
+    return full_env
+
+
+def _run_captured(args: list[str], cwd: Path | str | None, env: Mapping[str, str] | None,
+                  timeout: float | None, input: bytes | None, *,
+                  stdout_file: IO[bytes] | None = None,
+                  binary: bool = False) -> subprocess.CompletedProcess[bytes]:
+    """The one ``subprocess.run`` call behind :func:`run` and :func:`run_bytes`.
+
+    ``binary``: stdout is data, not diagnostics; a timeout's message leaves it out.
     """
-    args = _argv(argv)
-    full_env = None
-    if env is not None:
-        full_env = dict(os.environ)
-        full_env.update(env)
-    log.debug("run: %s (cwd=%s)", quote(args), cwd)
-    if log_file is not None and stdout_file is None:
-        return _run_logged(args, cwd, full_env, timeout, check, input, log_file)
     try:
-        proc = subprocess.run(
+        return subprocess.run(
             args,
             cwd=cwd,
-            env=full_env,
+            env=env,
             timeout=timeout,
-            input=input.encode() if input is not None else None,
+            input=input,
             stdout=stdout_file if stdout_file is not None else subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=None if input is not None else subprocess.DEVNULL,
@@ -91,8 +99,36 @@ def run(
         raise InfraError(f"command not found: {args[0]} (is it installed? try 'make setup')") \
             from exc
     except subprocess.TimeoutExpired as exc:
-        out = _decode(exc.stdout) + _decode(exc.stderr)
+        out = ("" if binary else _decode(exc.stdout)) + _decode(exc.stderr)
         raise CommandError(args, None, out, timed_out=True) from exc
+
+
+def run(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    check: bool = True,
+    input: str | bytes | None = None,
+    log_file: Path | None = None,
+    stdout_file: IO[bytes] | None = None,
+) -> Completed:
+    """Run a command to completion.
+
+    ``env`` is *added* to the current environment.  ``input`` goes to stdin
+    (a str as UTF-8, bytes as they are); without it stdin is /dev/null, so a
+    command never waits on our terminal.  With ``log_file`` the combined
+    output is also written there (kept even when the command fails).  With
+    ``stdout_file`` stdout goes (binary) to that file and is not captured.
+    """
+    args = _argv(argv)
+    full_env = _env(env)
+    data = _input_bytes(input)
+    log.debug("run: %s (cwd=%s)", quote(args), cwd)
+    if log_file is not None and stdout_file is None:
+        return _run_logged(args, cwd, full_env, timeout, check, data, log_file)
+    proc = _run_captured(args, cwd, full_env, timeout, data, stdout_file=stdout_file)
     stdout = "" if stdout_file is not None else _decode(proc.stdout)
     stderr = _decode(proc.stderr)
     if check and proc.returncode != 0:
@@ -100,8 +136,34 @@ def run(
     return Completed(args, proc.returncode, stdout, stderr)
 
 
+def run_bytes(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    check: bool = True,
+    input: str | bytes | None = None,
+) -> CompletedBytes:
+    """Like :func:`run`, but stdout comes back as bytes, exactly as the command wrote it.
+
+    For binary output (a decompressed kernel, a module) and for text whose
+    encoding is not ours to guess (a patch may hold Latin-1): decoding it as
+    UTF-8 with replacement would corrupt it.  A failure's message carries the
+    tail of stderr only; binary stdout would be noise there.
+    """
+    args = _argv(argv)
+    log.debug("run: %s (cwd=%s)", quote(args), cwd)
+    proc = _run_captured(args, cwd, _env(env), timeout, _input_bytes(input),
+                         binary=True)
+    stderr = _decode(proc.stderr)
+    if check and proc.returncode != 0:
+        raise CommandError(args, proc.returncode, stderr)
+    return CompletedBytes(args, proc.returncode, proc.stdout, stderr)
+
+
 def _run_logged(args: list[str], cwd: Path | str | None, env: Mapping[str, str] | None,
-                timeout: float | None, check: bool, input: str | None,
+                timeout: float | None, check: bool, input: bytes | None,
                 log_file: Path) -> Completed:
     """Stream stdout+stderr into ``log_file`` as they come (long builds, image builds):
     the log is evidence even if we are killed halfway, and can be followed live."""
@@ -112,8 +174,7 @@ def _run_logged(args: list[str], cwd: Path | str | None, env: Mapping[str, str] 
         start = fh.tell()
         try:
             proc = subprocess.run(
-                args, cwd=cwd, env=env, timeout=timeout,
-                input=input.encode() if input is not None else None,
+                args, cwd=cwd, env=env, timeout=timeout, input=input,
                 stdout=fh, stderr=subprocess.STDOUT,
                 stdin=None if input is not None else subprocess.DEVNULL,
                 check=False, preexec_fn=_die_with_parent)

@@ -14,17 +14,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import kernel as kernels
 from . import runner
-from .kernel.base import KernelArtifact
-from .kernel.gitbuild import BuildFailure, GitBuildSource
+from .errors import Untestable
+from .kernel.resolver import KernelResolver
 from .paths import new_run_dir
-from .reproducer import Loaded
+from .reproducer import Reproducer
 from .verdict import Verdict
 
 
 @dataclass
-class Side:
+class ProofRuns:
+    """The runs of one kernel in a proof: what was expected and what each boot said."""
+
     kernel: str
     expected: str
     verdicts: list[str] = field(default_factory=list)
@@ -40,8 +41,8 @@ class Side:
 @dataclass
 class Proof:
     reproducer: str
-    bad: Side
-    good: Side
+    bad: ProofRuns
+    good: ProofRuns
     seconds: float = 0.0
 
     @property
@@ -55,34 +56,22 @@ class Proof:
                 f"{self.good.agreed}/{len(self.good.verdicts)}")
 
 
-def _artifact(spec: str, repro: Loaded, tree: Path | None,
-              fragments: list[Path]) -> KernelArtifact | str:
-    """The kernel, or the reason it cannot be had (a build failure)."""
-    if spec.startswith("git:"):
-        if tree is None:
-            from .errors import UserError
-
-            raise UserError(f"{spec}: git kernels need --tree PATH")
-        src = GitBuildSource(tree, required=repro.spec.requires.config, fragments=fragments)
-        try:
-            return src.resolve(spec[4:])
-        except BuildFailure as exc:
-            return f"build failed: {exc} (log {exc.log_path})"
-    return kernels.resolve(spec)
-
-
-def prove(repro: Loaded, good: str, bad: str, *, runs: int = 3, tree: Path | None = None,
+def prove(repro: Reproducer, good: str, bad: str, *, runs: int = 3, tree: Path | None = None,
           fragments: list[Path] | None = None, opts: runner.RunOptions | None = None,
           parent: Path | None = None,
           say: Callable[[str], None] | None = None) -> tuple[Proof, Path]:
     t0 = time.monotonic()
     out_dir = new_run_dir("prove", repro.spec.name, parent)
-    proof = Proof(repro.spec.name, Side(bad, Verdict.BAD.value), Side(good, Verdict.GOOD.value))
+    proof = Proof(repro.spec.name, ProofRuns(bad, Verdict.BAD.value),
+                  ProofRuns(good, Verdict.GOOD.value))
+    kernels = KernelResolver(tree, required=repro.spec.requires.config,
+                             fragments=fragments or [])
     for side in (proof.bad, proof.good):
-        art = _artifact(side.kernel, repro, tree, fragments or [])
-        if isinstance(art, str):
+        try:
+            art = kernels.resolve(side.kernel)  # once: every run boots the same artifact
+        except Untestable as exc:
             side.verdicts = [Verdict.SKIP.value] * runs
-            side.reasons = [art] * runs
+            side.reasons = [f"cannot be tested: {exc}"] * runs
             continue
         side.release = art.release
         for i in range(runs):

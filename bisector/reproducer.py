@@ -1,25 +1,50 @@
 """Reproducer files: load, validate strictly, render.
 
-A reproducer is a YAML file users write and share, so validation is strict
-(unknown keys are rejected: a typo such as ``timout:`` must not be silently
-ignored) and every error names the file and the field.  Parameters are
-rendered with jinja2 (StrictUndefined: a missing parameter is an error, not an
-empty string) and can be overridden from the command line.
+A reproducer is a YAML file users write and share — it may come from a
+stranger in a mail — so it is untrusted input:
+
+* validation is strict (unknown or duplicate keys are rejected: a typo such as
+  ``timout:`` must not be silently ignored; YAML anchors/aliases, which can
+  make a small file expand without bound, are refused) and every error names
+  the file and the field;
+* the file (and every ``files[].source``) must be a regular file under a size
+  limit, read once — never a FIFO, a device or a 200 MB blob;
+* ``files[].source`` stays inside the reproducer's own directory (resolved,
+  symlinks included);
+* parameters are rendered with jinja2's *immutable sandbox*
+  (StrictUndefined; no globals but the parameters): a template can format
+  values, and cannot reach Python objects, the host or the filesystem.
+
+Nothing in a reproducer runs on the host: its steps run in the guest.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
-from pathlib import Path
+import stat
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 import jinja2
+import jinja2.sandbox
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
 
 Scalar = str | int | float | bool
+
+#: a reproducer YAML file larger than this is refused (the shipped ones are < 20 KiB)
+MAX_FILE_BYTES = 1 << 20
+#: a ``files[].source`` larger than this is refused
+MAX_SOURCE_BYTES = 16 << 20
+#: a rendered field larger than this is refused (a template cannot blow up memory)
+MAX_RENDERED_CHARS = 1 << 20
+#: the longest timeout the runner accepts (one day), for steps and iterations
+MAX_TIMEOUT_S = 86400.0
+Seconds = Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
@@ -45,6 +70,9 @@ class Requirements(_Strict):
     config: list[str] = Field(default_factory=list)
     #: commands that must exist in the guest image
     tools: list[str] = Field(default_factory=list)
+    #: the guest needs the outside network (the host and beyond); off by default: a
+    #: reproducer from a stranger cannot reach the host's services or the internet
+    network: bool = False
 
     @field_validator("config")
     @classmethod
@@ -71,8 +99,10 @@ class FileSpec(_Strict):
     def _one_of(self) -> FileSpec:
         if (self.content is None) == (self.source is None):
             raise ValueError("give exactly one of 'content' or 'source'")
-        if self.path.startswith("/") or ".." in Path(self.path).parts:
-            raise ValueError("'path' must be relative and stay inside the work directory")
+        p = PurePosixPath(self.path)
+        if (not self.path.strip() or self.path.endswith("/") or p.is_absolute()
+                or ".." in p.parts or p.name in ("", ".")):
+            raise ValueError("'path' must name a file, relative, inside the work directory")
         if not re.fullmatch(r"0?[0-7]{3}", self.mode):
             raise ValueError("'mode' must be octal like '0755'")
         return self
@@ -81,7 +111,7 @@ class FileSpec(_Strict):
 class Step(_Strict):
     name: str
     run: str  # shell script (bash), rendered with params
-    timeout: Annotated[float, Field(gt=0)] = 60.0
+    timeout: Seconds = 60.0
 
 
 class Rule(_Strict):
@@ -137,7 +167,9 @@ class VerdictRules(_Strict):
         return self.good_threshold if self.good_threshold is not None else self.repeat
 
 
-class Reproducer(_Strict):
+class ReproducerSpec(_Strict):
+    """The YAML file as the schema sees it (before rendering)."""
+
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")]
     title: str
     description: str = ""
@@ -150,7 +182,7 @@ class Reproducer(_Strict):
     run: Annotated[list[Step], Field(min_length=1)]
     cleanup: list[Step] = Field(default_factory=list)
     #: budget for one whole iteration (setup + run + cleanup), seconds
-    timeout: Annotated[float, Field(gt=0)] = 600.0
+    timeout: Seconds = 600.0
     verdict: VerdictRules
     #: free-form notes on where this reproducer was proven (kept for the docs)
     proven: list[dict[str, Any]] = Field(default_factory=list)
@@ -170,12 +202,12 @@ class RenderedFile(BaseModel):
     mode: int
 
 
-class Loaded(BaseModel):
+class Reproducer(BaseModel):
     """A validated reproducer plus where it came from and its rendered parts."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    spec: Reproducer
+    spec: ReproducerSpec
     path: Path
     params: dict[str, Scalar]
     setup: list[Step]
@@ -210,25 +242,81 @@ def _format_validation(path: Path, exc: ValidationError) -> str:
     return msg
 
 
-def parse(path: Path) -> tuple[Reproducer, str]:
-    """Read and validate; raise UserError naming the file and field."""
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load that also refuses duplicate keys and anchors/aliases."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.MarkedYAMLError(None, None, "anchors and aliases are not allowed",
+                                       event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def _unique_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[object] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        try:
+            if key in seen:
+                raise yaml.MarkedYAMLError(None, None, f"duplicate key {key!r}",
+                                           key_node.start_mark)
+            seen.add(key)
+        except TypeError:  # an unhashable key: the constructor below says so
+            pass
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def read_limited(path: Path, limit: int, where: str) -> bytes:
+    """The bytes of a *regular* file no larger than ``limit`` (UserError otherwise).
+
+    Checked before opening, so a FIFO, ``/dev/zero`` or a huge file never blocks
+    or fills memory.  ``where`` starts the message (the file and field)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        st = os.stat(path)
     except OSError as exc:
-        raise UserError(f"{path}: cannot read reproducer: {exc.strerror}") from exc
+        raise UserError(f"{where}: cannot read {path}: {exc.strerror}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise UserError(f"{where}: {path} is not a regular file")
+    if st.st_size > limit:
+        raise UserError(f"{where}: {path} is {st.st_size} bytes, over the {limit}-byte limit")
     try:
-        data = yaml.safe_load(text)
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise UserError(f"{where}: cannot read {path}: {exc.strerror}") from exc
+    if len(data) > limit:
+        raise UserError(f"{where}: {path} grew past the {limit}-byte limit while read")
+    return data
+
+
+def parse(path: Path) -> tuple[ReproducerSpec, str]:
+    """Read and validate; raise UserError naming the file and field."""
+    raw = read_limited(path, MAX_FILE_BYTES, f"{path}: reproducer")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}: "
+                        f"{raw[exc.start:exc.start + 1]!r})") from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"{path}:{where}: invalid YAML: {problem}") from exc
+        raise UserError(f"{path}:{where}: invalid YAML: {problem}") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: a reproducer must be a YAML mapping")
     try:
-        spec = Reproducer.model_validate(data)
+        spec = ReproducerSpec.model_validate(data)
     except ValidationError as exc:
         raise UserError(_format_validation(path, exc)) from None
+    if spec.name != path.stem:
+        raise UserError(f"{path}: field 'name': {spec.name!r} does not match the file name "
+                        f"(expected {path.stem!r})")
     return spec, text
 
 
@@ -242,7 +330,7 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
     return out
 
 
-def load(path: Path, overrides: dict[str, str] | None = None) -> Loaded:
+def load(path: Path, overrides: dict[str, str] | None = None) -> Reproducer:
     """Validate, apply parameter overrides and render steps and files."""
     spec, text = parse(path)
     params: dict[str, Scalar] = dict(spec.params)
@@ -251,14 +339,25 @@ def load(path: Path, overrides: dict[str, str] | None = None) -> Loaded:
             known = ", ".join(sorted(params)) or "none"
             raise UserError(f"{path}: unknown parameter '{key}' (declared: {known})")
         params[key] = _coerce(value, params[key])
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             autoescape=False)
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env.globals.clear()  # no range/lipsum/cycler/joiner/namespace: parameters only
 
     def render(where: str, template: str) -> str:
         try:
-            return env.from_string(template).render(**params)
+            out = env.from_string(template).render(**params)
+        except jinja2.exceptions.SecurityError as exc:
+            raise UserError(f"{path}: field '{where}': refused by the template sandbox: "
+                            f"{exc}") from None
         except jinja2.TemplateError as exc:
             raise UserError(f"{path}: field '{where}': template error: {exc}") from None
+        except Exception as exc:  # e.g. {{ 1 / n }} with n = 0, or an overflow
+            raise UserError(f"{path}: field '{where}': template failed: "
+                            f"{exc.__class__.__name__}: {exc}") from None
+        if len(out) > MAX_RENDERED_CHARS:
+            raise UserError(f"{path}: field '{where}': renders to {len(out)} characters, "
+                            f"over the {MAX_RENDERED_CHARS} limit")
+        return out
 
     def steps(kind: str, items: list[Step]) -> list[Step]:
         return [s.model_copy(update={"run": render(f"{kind}[{i}].run", s.run)})
@@ -267,21 +366,39 @@ def load(path: Path, overrides: dict[str, str] | None = None) -> Loaded:
     files = []
     for i, f in enumerate(spec.files):
         if f.source is not None:
-            src = (path.parent / f.source).resolve()
-            try:
-                raw = src.read_bytes()
-            except OSError as exc:
-                raise UserError(f"{path}: field 'files[{i}].source': cannot read {src}: "
-                                f"{exc.strerror}") from None
-            data = render(f"files[{i}]", raw.decode()).encode() if f.template else raw
+            raw = read_limited(confined_source(path, f.source, i), MAX_SOURCE_BYTES,
+                               f"{path}: field 'files[{i}].source'")
+            if f.template:
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise UserError(f"{path}: field 'files[{i}].source': {f.source} is not "
+                                    "UTF-8 text; set 'template: false' to upload it as "
+                                    "is") from None
+                data = render(f"files[{i}]", text).encode()
+            else:
+                data = raw
         else:
             assert f.content is not None
             data = render(f"files[{i}].content", f.content).encode() if f.template \
                 else f.content.encode()
         files.append(RenderedFile(path=f.path, data=data, mode=int(f.mode, 8)))
-    return Loaded(spec=spec, path=path, params=params, setup=steps("setup", spec.setup),
+    return Reproducer(spec=spec, path=path, params=params, setup=steps("setup", spec.setup),
                   run=steps("run", spec.run), cleanup=steps("cleanup", spec.cleanup),
                   files=files, text=text)
+
+
+def confined_source(path: Path, source: str, index: int) -> Path:
+    """``files[].source`` resolved (symlinks too); it must stay in the reproducer's folder."""
+    base = path.parent.resolve()
+    where = f"{path}: field 'files[{index}].source'"
+    if os.path.isabs(source):
+        raise UserError(f"{where}: {source!r} is absolute; give a path relative to "
+                        f"the reproducer's folder")
+    src = (base / source).resolve()
+    if not src.is_relative_to(base):
+        raise UserError(f"{where}: {source!r} leaves the reproducer's folder {base}")
+    return src
 
 
 def _coerce(value: str, default: Scalar) -> Scalar:
@@ -299,7 +416,10 @@ def _coerce(value: str, default: Scalar) -> Scalar:
             raise UserError(f"--param: {value!r} is not an integer") from None
     if isinstance(default, float):
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             raise UserError(f"--param: {value!r} is not a number") from None
+        if not math.isfinite(number):
+            raise UserError(f"--param: {value!r} is not a finite number")
+        return number
     return value

@@ -16,26 +16,26 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from . import kernel as kernels
-from .errors import BisectorError, UserError
+from .errors import BisectorError, Untestable, UserError
 from .guest import Guest, GuestLost
 from .image import GuestImage, ensure_image
 from .kernel.base import KernelArtifact
 from .kernel.bootfiles import boot_files
+from .kernel.resolver import KernelResolver
+from .paths import write_atomic
 from .progress import note
-from .reproducer import Loaded
+from .reproducer import Reproducer
 from .verdict import (
-    Decision,
     Iteration,
     Outcome,
     Verdict,
-    decide,
+    can_stop_early,
+    combine,
     find_crash,
     judge_iteration,
-    settled,
 )
 from .vm import VM, Accel, BootFailure, Disk, Machine, free_port, kernel_cmdline, probe_accel
 
@@ -52,6 +52,9 @@ class RunOptions:
     cpus: int = 2
     append: str = ""
     image: str = "bookworm"
+    #: let the guest reach the host and beyond (set from the reproducer's
+    #: ``requires.network``; off: slirp ``restrict=on``, only forwarded SSH works)
+    outside_network: bool = False
 
 
 @dataclass
@@ -66,6 +69,12 @@ class RunResult:
     phases: dict[str, float] = field(default_factory=dict)
     iterations: list[dict[str, str]] = field(default_factory=list)
     error: str | None = None
+    #: things the reader must know that do not change the verdict (e.g. config unknown)
+    notes: list[str] = field(default_factory=list)
+    #: for SKIP because the kernel could not be tested: the log that shows why
+    untestable_log: str | None = None
+    #: the kernel artifact's cache directory (build.log of a git build lives there)
+    artifact_dir: str | None = None
 
     def to_json(self) -> dict[str, object]:
         d = asdict(self)
@@ -87,49 +96,66 @@ class Timer:
                 self.result.phases.get(name, 0.0) + time.monotonic() - t0, 2)
 
 
-def check_config(art: KernelArtifact, repro: Loaded) -> str | None:
-    """Why this kernel cannot run the reproducer (a missing option), or None."""
+class MissingConfig(Untestable):
+    """The kernel lacks an option the reproducer requires."""
+
+
+def check_config(art: KernelArtifact, repro: Reproducer) -> str | None:
+    """Raise :class:`MissingConfig` for a missing required option; return a note
+    when the config is unknown and the requirements could not be checked."""
+    wanted = repro.spec.requires.config
     values = art.config_values()
     if not values:
-        return None
-    missing = [o for o in repro.spec.requires.config if values.get(o) not in ("y", "m")]
+        return (f"kernel config unknown: required options not checked "
+                f"({', '.join(wanted)})") if wanted else None
+    missing = [o for o in wanted if values.get(o) not in ("y", "m")]
     if missing:
-        return f"kernel config lacks {', '.join(missing)}"
+        raise MissingConfig(f"kernel config lacks {', '.join(missing)}")
     return None
 
 
-def run(kernel_spec: str, repro: Loaded, run_dir: Path, opts: RunOptions | None = None,
-        *, artifact: KernelArtifact | None = None,
+def run(kernel_spec: str, repro: Reproducer, run_dir: Path, opts: RunOptions | None = None,
+        *, kernels: KernelResolver | None = None, artifact: KernelArtifact | None = None,
         on_phase: Callable[[str], None] | None = None) -> RunResult:
-    """Boot ``kernel_spec`` and run ``repro``; never raises for the kernel's own failures."""
-    opts = opts or RunOptions()
+    """Resolve (fetch/build) ``kernel_spec``, boot it and run ``repro``.
+
+    This is the one place where "this kernel cannot be tested"
+    (:class:`~bisector.errors.Untestable`: build failure, kernel unavailable,
+    missing config option, boot failure, guest lost before the test) becomes
+    a SKIP verdict; user and infrastructure errors propagate, with
+    ``result.json`` written either way.
+    """
+    opts = replace(opts or RunOptions(), outside_network=repro.spec.requires.network)
     res = RunResult(kernel=kernel_spec, reproducer=str(repro.path), run_dir=str(run_dir))
+    if opts.outside_network:
+        res.notes.append("guest network open: the reproducer declares requires.network, "
+                         "so the guest can reach the host (10.0.2.2) and beyond")
     timer = Timer(res)
     say = on_phase or note
     (run_dir / "reproducer.yaml").write_text(repro.text)
     (run_dir / "params.json").write_text(json.dumps(repro.params, indent=2))
     try:
         with timer.phase("kernel"):
-            art = artifact or kernels.resolve(kernel_spec)
-        res.release = art.release
+            art = artifact or (kernels or KernelResolver(
+                required=repro.spec.requires.config)).resolve(kernel_spec)
+        res.release, res.artifact_dir = art.release, str(art.root)
         if art.config is not None:
             shutil.copyfile(art.config, run_dir / "kernel.config")
-        why = check_config(art, repro)
-        if why is not None:
-            res.verdict, res.reason = Verdict.SKIP, why
-            return res
-        with timer.phase("image"):
-            image = ensure_image(opts.image)
-        with timer.phase("bootfiles"):
-            files = boot_files(art)
-        accel, accel_why = probe_accel(art.image, opts.accel, workdir=run_dir)
-        res.accel = f"{accel.value} ({accel_why})"
-        say(f"booting {art.spec} ({art.release}) under {accel.value.upper()}")
-        outcome = _boot_and_test(art, image, files.initrd, files.modules_disk, repro, run_dir,
-                                 opts, accel, timer, say)
+        config_note = check_config(art, repro)
+        if config_note is not None:
+            res.notes.append(config_note)
+            say(config_note)
+        outcome = boot_and_test(art, repro, run_dir, opts, timer, say)
         res.verdict, res.reason = outcome.verdict, outcome.reason
         res.iterations = [{"verdict": d.verdict.value, "reason": d.reason}
-                          for d in outcome.per_iteration]
+                          for d in outcome.iterations]
+        return res
+    except Untestable as exc:
+        res.verdict, res.reason = Verdict.SKIP, str(exc)
+        res.untestable_log = str(exc.log_path) if exc.log_path else None
+        (run_dir / "untestable.txt").write_text(
+            f"{exc.__class__.__name__}: {exc}\nlog: {exc.log_path or '-'}\n")
+        say(f"cannot test {kernel_spec}: {exc}")
         return res
     except BisectorError as exc:
         res.error = f"{exc.__class__.__name__}: {exc}"
@@ -139,7 +165,7 @@ def run(kernel_spec: str, repro: Loaded, run_dir: Path, opts: RunOptions | None 
         (run_dir / "traceback.txt").write_text(traceback.format_exc())
         raise
     finally:
-        (run_dir / "result.json").write_text(json.dumps(res.to_json(), indent=2))
+        write_atomic(run_dir / "result.json", json.dumps(res.to_json(), indent=2))
 
 
 @dataclass
@@ -165,7 +191,8 @@ def booted(art: KernelArtifact, image: GuestImage, run_dir: Path, opts: RunOptio
     machine = Machine(kernel=art.image, initrd=initrd,
                       cmdline=kernel_cmdline(extra=opts.append, initrd=initrd is not None),
                       console_log=run_dir / "console.log", ssh_port=free_port(), accel=accel,
-                      disks=tuple(disks), memory_mb=opts.memory_mb, cpus=opts.cpus)
+                      disks=tuple(disks), memory_mb=opts.memory_mb, cpus=opts.cpus,
+                      outside=opts.outside_network)
     vm = VM(machine, run_dir)
     guest = Guest(machine.ssh_port, image.host_key_pub, image.client_key,
                   run_dir / "ssh-transcript.log")
@@ -180,9 +207,28 @@ def booted(art: KernelArtifact, image: GuestImage, run_dir: Path, opts: RunOptio
         overlay.unlink(missing_ok=True)
 
 
-def _boot_and_test(art: KernelArtifact, image: GuestImage, initrd: Path | None,
-                   modules_disk: Path | None, repro: Loaded, run_dir: Path, opts: RunOptions,
-                   accel: Accel, timer: Timer, say: Callable[[str], None]) -> Outcome:
+def boot_and_test(art: KernelArtifact, repro: Reproducer, run_dir: Path, opts: RunOptions,
+                  timer: Timer, say: Callable[[str], None]) -> Outcome:
+    """The VM boundary: guest image, boot files, accelerator, boot, iterations.
+
+    Raises :class:`BootFailure` / :class:`GuestLost` (the kernel cannot be
+    tested) or InfraError; unit tests that exercise everything around a run
+    replace this one function.
+    """
+    with timer.phase("image"):
+        image = ensure_image(opts.image)
+    with timer.phase("bootfiles"):
+        files = boot_files(art)
+    accel, accel_why = probe_accel(art.image, opts.accel, workdir=run_dir)
+    timer.result.accel = f"{accel.value} ({accel_why})"
+    say(f"booting {art.spec} ({art.release}) under {accel.value.upper()}")
+    return _boot_and_run(art, image, files.initrd, files.modules_disk, repro, run_dir, opts,
+                         accel, timer, say)
+
+
+def _boot_and_run(art: KernelArtifact, image: GuestImage, initrd: Path | None,
+                  modules_disk: Path | None, repro: Reproducer, run_dir: Path, opts: RunOptions,
+                  accel: Accel, timer: Timer, say: Callable[[str], None]) -> Outcome:
     t0 = time.monotonic()
     try:
         with booted(art, image, run_dir, opts, accel, initrd, modules_disk) as b:
@@ -195,11 +241,10 @@ def _boot_and_test(art: KernelArtifact, image: GuestImage, initrd: Path | None,
         return outcome
     except BootFailure as exc:
         timer.result.phases["boot"] = round(time.monotonic() - t0, 2)
-        say(f"boot failed: {exc.reason}")
-        return Outcome(Verdict.SKIP, f"boot failure: {exc.reason}")
+        raise BootFailure(f"boot failure: {exc.reason}", exc.console) from exc
 
 
-def _test(guest: Guest, vm: VM, repro: Loaded, run_dir: Path,
+def _test(guest: Guest, vm: VM, repro: Reproducer, run_dir: Path,
           say: Callable[[str], None]) -> Outcome:
     rules = repro.spec.verdict
     try:
@@ -214,8 +259,8 @@ def _test(guest: Guest, vm: VM, repro: Loaded, run_dir: Path,
             guest.put(f.data, f"{GUEST_WORKDIR}/{f.path}", f.mode)
         (run_dir / "dmesg-boot.txt").write_text(guest.output("dmesg"))
     except GuestLost as exc:
-        return _lost_outcome(vm, 0, str(exc))
-    decisions: list[Decision] = []
+        raise _lost_before_test(vm, str(exc)) from exc
+    decisions: list[Outcome] = []
     for i in range(rules.repeat):
         it = _iteration(guest, vm, repro, run_dir, i)
         d = judge_iteration(it, rules)
@@ -224,20 +269,22 @@ def _test(guest: Guest, vm: VM, repro: Loaded, run_dir: Path,
             {"verdict": d.verdict.value, "reason": d.reason, "guest_lost": it.guest_lost,
              "steps": [asdict(s) for s in it.steps]}, indent=2))
         say(f"iteration {i + 1}/{rules.repeat}: {d.verdict.value.upper()} ({d.reason})")
-        if it.guest_lost or settled(decisions, rules):
+        if it.guest_lost or can_stop_early(decisions, rules):
             break
-    return decide(decisions, rules)
+    return combine(decisions, rules)
 
 
-def _lost_outcome(vm: VM, offset: int, why: str) -> Outcome:
+def _lost_before_test(vm: VM, why: str) -> Untestable:
+    """The guest went away before any iteration: name the crash if the console has one."""
     time.sleep(1.0)  # let the console catch the tail of a panic
-    line = find_crash(vm.console(offset))
+    vm.check_qemu()
+    line = find_crash(vm.console())
     if line:
-        return Outcome(Verdict.SKIP, f"kernel crashed before the test: {line}")
-    return Outcome(Verdict.SKIP, f"guest lost before the test: {why}")
+        return Untestable(f"kernel crashed before the test: {line}", vm.machine.console_log)
+    return Untestable(f"guest lost before the test: {why}", vm.machine.console_log)
 
 
-def _iteration(guest: Guest, vm: VM, repro: Loaded, run_dir: Path, index: int) -> Iteration:
+def _iteration(guest: Guest, vm: VM, repro: Reproducer, run_dir: Path, index: int) -> Iteration:
     it = Iteration()
     offset = vm.console_size()
     budget_end = time.monotonic() + repro.spec.timeout
@@ -256,6 +303,7 @@ def _iteration(guest: Guest, vm: VM, repro: Loaded, run_dir: Path, index: int) -
                 continue
             break
     except GuestLost as exc:
+        vm.check_qemu()  # QEMU killed or failed: the machinery's fault, not the kernel's
         it.guest_lost = True
         log.info("guest lost in iteration %d: %s", n, exc)
     if not it.guest_lost:
@@ -265,6 +313,7 @@ def _iteration(guest: Guest, vm: VM, repro: Loaded, run_dir: Path, index: int) -
                                           phase="cleanup", cwd=GUEST_WORKDIR))
             it.kernel_log = guest.output("dmesg")
         except GuestLost:
+            vm.check_qemu()
             it.guest_lost = True
     if it.guest_lost:
         time.sleep(2.0)  # the console may still be receiving the end of an oops

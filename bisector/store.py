@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .outcomes import CampaignStatus, Stage, Step
 from .paths import runs_dir
+from .verdict import Verdict
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS campaigns (
@@ -23,7 +25,7 @@ CREATE TABLE IF NOT EXISTS campaigns (
     key TEXT NOT NULL,
     created TEXT NOT NULL,
     updated TEXT NOT NULL,
-    status TEXT NOT NULL,            -- running | done | inconclusive | mismatch | error
+    status TEXT NOT NULL,            -- CampaignStatus: running|done|inconclusive|mismatch|failed
     args TEXT NOT NULL,              -- JSON: what the user asked for
     result TEXT,                     -- JSON: culprit / candidates / notes
     dir TEXT NOT NULL
@@ -32,7 +34,7 @@ CREATE INDEX IF NOT EXISTS campaigns_key ON campaigns(key);
 CREATE TABLE IF NOT EXISTS steps (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
-    stage TEXT NOT NULL,             -- list | verify | git
+    stage TEXT NOT NULL,             -- Stage: list | verify | git
     candidate TEXT NOT NULL,         -- kernel spec or commit sha
     verdict TEXT NOT NULL,           -- good | bad | skip
     reason TEXT NOT NULL,
@@ -55,30 +57,20 @@ def db_path() -> Path:
 
 
 @dataclass
-class StepRow:
-    stage: str
-    candidate: str
-    verdict: str
-    reason: str
-    build_s: float = 0.0
-    boot_s: float = 0.0
-    test_s: float = 0.0
-    total_s: float = 0.0
-    cached: bool = False
-    run_dir: str | None = None
-    build_log: str | None = None
-    replayed: bool = False
-    finished: str = ""
-
-
-@dataclass
 class Campaign:
+    """A campaign's row: what was asked, where its evidence lives, how it ended."""
+
     id: int
     key: str
-    status: str
+    status: CampaignStatus
     args: dict[str, Any]
     result: dict[str, Any] | None
     dir: Path
+
+
+_STEP_COLUMNS = ("stage", "candidate", "verdict", "reason", "build_s", "boot_s", "test_s",
+                 "total_s", "cached", "run_dir", "build_log", "replayed", "finished")
+_CAMPAIGN_COLUMNS = "id, key, status, args, result, dir"
 
 
 class Store:
@@ -86,6 +78,7 @@ class Store:
         self.path = path or db_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
 
@@ -96,15 +89,19 @@ class Store:
     def _now() -> str:
         return time.strftime("%Y-%m-%dT%H:%M:%S")
 
-    def _campaign(self, row: tuple[Any, ...]) -> Campaign:
-        return Campaign(id=row[0], key=row[1], status=row[2], args=json.loads(row[3]),
-                        result=json.loads(row[4]) if row[4] else None, dir=Path(row[5]))
+    @staticmethod
+    def _campaign(row: sqlite3.Row) -> Campaign:
+        return Campaign(id=row["id"], key=row["key"], status=CampaignStatus(row["status"]),
+                        args=json.loads(row["args"]),
+                        result=json.loads(row["result"]) if row["result"] else None,
+                        dir=Path(row["dir"]))
 
     def create(self, key: str, args: dict[str, Any], parent: Path | None = None) -> Campaign:
         now = self._now()
         cur = self.db.execute(
             "INSERT INTO campaigns (key, created, updated, status, args, dir) "
-            "VALUES (?, ?, ?, 'running', ?, '')", (key, now, now, json.dumps(args)))
+            "VALUES (?, ?, ?, ?, ?, '')",
+            (key, now, now, CampaignStatus.RUNNING.value, json.dumps(args)))
         cid = int(cur.lastrowid or 0)
         d = (parent or runs_dir()) / f"campaign-{cid}"
         d.mkdir(parents=True, exist_ok=True)
@@ -114,40 +111,44 @@ class Store:
         return got
 
     def get(self, cid: int) -> Campaign | None:
-        row = self.db.execute("SELECT id, key, status, args, result, dir FROM campaigns "
-                              "WHERE id = ?", (cid,)).fetchone()
+        row = self.db.execute(f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?",
+                              (cid,)).fetchone()
         return self._campaign(row) if row else None
 
     def find_unfinished(self, key: str | None = None) -> Campaign | None:
-        q = ("SELECT id, key, status, args, result, dir FROM campaigns WHERE status = 'running'"
+        q = (f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns WHERE status = ?"
              + (" AND key = ?" if key else "") + " ORDER BY id DESC LIMIT 1")
-        row = self.db.execute(q, (key,) if key else ()).fetchone()
+        params: tuple[str, ...] = (CampaignStatus.RUNNING.value,) + ((key,) if key else ())
+        row = self.db.execute(q, params).fetchone()
         return self._campaign(row) if row else None
 
-    def finish(self, cid: int, status: str, result: dict[str, Any]) -> None:
+    def finish(self, cid: int, status: CampaignStatus, result: dict[str, Any]) -> None:
         self.db.execute("UPDATE campaigns SET status = ?, result = ?, updated = ? WHERE id = ?",
-                        (status, json.dumps(result), self._now(), cid))
+                        (status.value, json.dumps(result), self._now(), cid))
 
-    def add_step(self, cid: int, step: StepRow) -> None:
+    def add_step(self, cid: int, step: Step) -> None:
         step.finished = step.finished or self._now()
+        values = asdict(step)
+        values["stage"], values["verdict"] = step.stage.value, step.verdict.value
         self.db.execute(
-            "INSERT INTO steps (campaign_id, stage, candidate, verdict, reason, build_s, boot_s,"
-            " test_s, total_s, cached, run_dir, build_log, replayed, finished) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (cid, step.stage, step.candidate, step.verdict, step.reason, step.build_s,
-             step.boot_s, step.test_s, step.total_s, int(step.cached), step.run_dir,
-             step.build_log, int(step.replayed), step.finished))
+            f"INSERT INTO steps (campaign_id, {', '.join(_STEP_COLUMNS)}) VALUES "
+            f"(:campaign_id, {', '.join(':' + c for c in _STEP_COLUMNS)})",
+            {"campaign_id": cid, **values})
         self.db.execute("UPDATE campaigns SET updated = ? WHERE id = ?", (self._now(), cid))
 
-    def steps(self, cid: int) -> list[StepRow]:
+    def steps(self, cid: int) -> list[Step]:
         rows = self.db.execute(
-            "SELECT stage, candidate, verdict, reason, build_s, boot_s, test_s, total_s, cached,"
-            " run_dir, build_log, replayed, finished FROM steps WHERE campaign_id = ? "
-            "ORDER BY id", (cid,)).fetchall()
-        return [StepRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9],
-                        r[10], bool(r[11]), r[12]) for r in rows]
+            f"SELECT {', '.join(_STEP_COLUMNS)} FROM steps WHERE campaign_id = ? ORDER BY id",
+            (cid,)).fetchall()
+        out = []
+        for r in rows:
+            d = {c: r[c] for c in _STEP_COLUMNS}
+            d.update(stage=Stage(d["stage"]), verdict=Verdict(d["verdict"]),
+                     cached=bool(d["cached"]), replayed=bool(d["replayed"]))
+            out.append(Step(**d))
+        return out
 
     def campaigns(self, limit: int = 20) -> list[Campaign]:
-        rows = self.db.execute("SELECT id, key, status, args, result, dir FROM campaigns "
+        rows = self.db.execute(f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns "
                                "ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [self._campaign(r) for r in rows]

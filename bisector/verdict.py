@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .reproducer import Rule, VerdictRules
 
@@ -79,59 +81,84 @@ class Iteration:
 
 
 @dataclass(frozen=True)
-class Decision:
-    verdict: Verdict
-    reason: str
-
-
-@dataclass(frozen=True)
 class Outcome:
+    """A verdict and why: of one iteration (``iterations`` empty), or of all the
+    iterations of one boot combined by :func:`combine` (``iterations`` holds them)."""
+
     verdict: Verdict
     reason: str
-    per_iteration: tuple[Decision, ...] = ()
+    iterations: tuple[Outcome, ...] = ()
 
     @property
     def counts(self) -> dict[str, int]:
         c = {v.value: 0 for v in Verdict}
-        for d in self.per_iteration:
+        for d in self.iterations:
             c[d.verdict.value] += 1
         return c
 
 
+Matcher = Callable[[Any, StepResult | None, str], str | None]
+
+
+def _match_exit(want: list[int], test: StepResult | None, kernel_log: str) -> str | None:
+    if test is None or test.exit_status not in want:
+        return None
+    return f"exit status {test.exit_status}"
+
+
+def _match_output(pattern: str, test: StepResult | None, kernel_log: str) -> str | None:
+    m = re.search(pattern, test.stdout if test else "", re.MULTILINE)
+    return f"output matched {m.group(0).strip()[:120]!r}" if m else None
+
+
+def _match_console(pattern: str, test: StepResult | None, kernel_log: str) -> str | None:
+    m = re.search(pattern, kernel_log, re.MULTILINE)
+    return f"kernel log matched {m.group(0).strip()[:120]!r}" if m else None
+
+
+#: one matcher per field of :class:`Rule`; a field without one is a bug that
+#: :func:`criteria` reports instead of silently ignoring the user's criterion
+MATCHERS: dict[str, Matcher] = {"exit_status": _match_exit, "output": _match_output,
+                                "console": _match_console}
+
+
+def criteria(rule: Rule) -> dict[str, Any]:
+    """The criteria a rule sets (field name → value), read from the rule's own type."""
+    out = {name: getattr(rule, name) for name in type(rule).model_fields
+           if getattr(rule, name) is not None}
+    unknown = set(out) - set(MATCHERS)
+    if unknown:
+        raise NotImplementedError(f"verdict rule field(s) {', '.join(sorted(unknown))} "
+                                  "have no matcher in bisector.verdict.MATCHERS")
+    return out
+
+
 def _rule_holds(rule: Rule, test: StepResult | None, kernel_log: str) -> tuple[bool, str]:
+    """All criteria hold (and why), in the order the rule's fields are declared."""
     why = []
-    if rule.exit_status is not None:
-        if test is None or test.exit_status not in rule.exit_status:
+    for name, value in criteria(rule).items():
+        held = MATCHERS[name](value, test, kernel_log)
+        if held is None:
             return False, ""
-        why.append(f"exit status {test.exit_status}")
-    if rule.output is not None:
-        m = re.search(rule.output, test.stdout if test else "", re.MULTILINE)
-        if not m:
-            return False, ""
-        why.append(f"output matched {m.group(0).strip()[:120]!r}")
-    if rule.console is not None:
-        m = re.search(rule.console, kernel_log, re.MULTILINE)
-        if not m:
-            return False, ""
-        why.append(f"kernel log matched {m.group(0).strip()[:120]!r}")
+        why.append(held)
     return True, ", ".join(why)
 
 
-def judge_iteration(it: Iteration, rules: VerdictRules) -> Decision:
+def judge_iteration(it: Iteration, rules: VerdictRules) -> Outcome:
     """The verdict of one iteration; see the reproducer docs for the order."""
     for step in it.phase("setup"):
         if step.timed_out:
-            return Decision(Verdict.SKIP, f"setup step '{step.name}' timed out")
+            return Outcome(Verdict.SKIP, f"setup step '{step.name}' timed out")
         if step.exit_status != 0:
-            return Decision(Verdict.SKIP, f"setup step '{step.name}' failed "
+            return Outcome(Verdict.SKIP, f"setup step '{step.name}' failed "
                                           f"(exit {step.exit_status}): "
                                           f"{_last_line(step.stderr or step.stdout)}")
     run = it.phase("run")
     for step in run[:-1]:
         if step.timed_out and rules.on_timeout != "bad":
-            return Decision(Verdict.SKIP, f"run step '{step.name}' timed out")
+            return Outcome(Verdict.SKIP, f"run step '{step.name}' timed out")
         if step.exit_status != 0 and not step.timed_out:
-            return Decision(Verdict.SKIP, f"run step '{step.name}' failed "
+            return Outcome(Verdict.SKIP, f"run step '{step.name}' failed "
                                           f"(exit {step.exit_status})")
     test = run[-1] if run else None
     signature = None
@@ -141,31 +168,31 @@ def judge_iteration(it: Iteration, rules: VerdictRules) -> Decision:
     crash = find_crash(it.kernel_log)
     # The declared kernel-log signature *is* the bug: it wins over a crash, a lost
     # guest or a hung step, and alone suffices when the rule names nothing else.
-    only_console = rules.bad.exit_status is None and rules.bad.output is None
+    only_console = set(criteria(rules.bad)) == {"console"}
     if signature is not None and (only_console or crash is not None or it.guest_lost):
-        return Decision(Verdict.BAD, f"kernel log matched {signature!r}")
+        return Outcome(Verdict.BAD, f"kernel log matched {signature!r}")
     if crash is not None:
-        return Decision(Verdict.SKIP, f"unrelated crash: {crash[:200]}")
+        return Outcome(Verdict.SKIP, f"unrelated crash: {crash[:200]}")
     if it.guest_lost:
-        return Decision(Verdict.SKIP, "guest stopped answering without a crash signature")
+        return Outcome(Verdict.SKIP, "guest stopped answering without a crash signature")
     if test is None:
-        return Decision(Verdict.SKIP, "no test step ran")
+        return Outcome(Verdict.SKIP, "no test step ran")
     if test.timed_out:
         if rules.on_timeout == "bad":
-            return Decision(Verdict.BAD, f"test step '{test.name}' hung (declared as the bug)")
-        return Decision(Verdict.SKIP, f"test step '{test.name}' timed out")
+            return Outcome(Verdict.BAD, f"test step '{test.name}' hung (declared as the bug)")
+        return Outcome(Verdict.SKIP, f"test step '{test.name}' timed out")
     ok, why = _rule_holds(rules.bad, test, it.kernel_log)
     if ok:
-        return Decision(Verdict.BAD, why)
+        return Outcome(Verdict.BAD, why)
     ok, why = _rule_holds(rules.good, test, it.kernel_log)
     if ok:
-        return Decision(Verdict.GOOD, why)
-    return Decision(Verdict.SKIP, f"result matched neither rule (exit {test.exit_status}: "
+        return Outcome(Verdict.GOOD, why)
+    return Outcome(Verdict.SKIP, f"result matched neither rule (exit {test.exit_status}: "
                                   f"{_last_line(test.stdout or test.stderr)})")
 
 
-def decide(decisions: list[Decision], rules: VerdictRules) -> Outcome:
-    """Combine per-iteration decisions using repeat / thresholds."""
+def combine(decisions: list[Outcome], rules: VerdictRules) -> Outcome:
+    """Combine per-iteration outcomes using repeat / thresholds."""
     bad = [d for d in decisions if d.verdict is Verdict.BAD]
     good = [d for d in decisions if d.verdict is Verdict.GOOD]
     skip = [d for d in decisions if d.verdict is Verdict.SKIP]
@@ -179,7 +206,7 @@ def decide(decisions: list[Decision], rules: VerdictRules) -> Outcome:
     return Outcome(Verdict.SKIP, f"{first} [{tail}]", tuple(decisions))
 
 
-def settled(decisions: list[Decision], rules: VerdictRules) -> bool:
+def can_stop_early(decisions: list[Outcome], rules: VerdictRules) -> bool:
     """True when further repeats cannot change the outcome (saves boots' worth of time)."""
     bad = sum(d.verdict is Verdict.BAD for d in decisions)
     good = sum(d.verdict is Verdict.GOOD for d in decisions)

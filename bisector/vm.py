@@ -10,8 +10,10 @@ booted from its uncompressed vmlinux (:func:`direct_boot_kernel`), which
 skips the guest-side decompressor, the slowest part of an emulated boot.
 
 Boot trouble is not a verdict and not an infrastructure error either: it is
-:class:`BootFailure`, which the runner turns into SKIP ("this kernel cannot
-be tested") with the console log kept.
+:class:`BootFailure`, an :class:`~bisector.errors.Untestable` that the runner
+turns into SKIP ("this kernel cannot be tested") with the console log kept.
+Only a guest that is not up yet is waited for: a guest presenting the wrong
+SSH host key, like any other infrastructure error, stops the run.
 """
 
 from __future__ import annotations
@@ -35,8 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+import paramiko
+
 from . import proc
-from .errors import InfraError
+from .errors import InfraError, Untestable
+from .kernel.bootfiles import read_bzimage_header
 from .paths import cache_dir, locked
 from .verdict import find_crash
 
@@ -49,19 +54,37 @@ READY_MARKER = "bisector-init: starting sshd"
 SSHD_LISTENING = "Server listening on "
 T = TypeVar("T")
 
+#: what connecting to a guest that is still booting raises, and only that is retried:
+#: refused/reset while QEMU's forward has no sshd behind it (slirp accepts, then closes:
+#: "Error reading SSH protocol banner", EOFError, ConnectionResetError), connect and
+#: banner timeouts (TimeoutError), NoValidConnectionsError (an OSError).  A host-key
+#: problem is an SSHException too, and is singled out before this (see wait_ready).
+NOT_READY_ERRORS: tuple[type[Exception], ...] = (OSError, EOFError, paramiko.SSHException)
+
 
 class Accel(enum.Enum):
     KVM = "kvm"
     TCG = "tcg"
 
 
-class BootFailure(Exception):
-    """The kernel did not reach SSH: panic, early exit, or watchdog deadline."""
+class BootFailure(Untestable):
+    """The kernel did not reach SSH: panic, early exit, or watchdog deadline.
+
+    Untestable, so whoever handles "this kernel cannot be tested" (SKIP)
+    handles it too; the console log is its evidence (``log_path``).
+    """
 
     def __init__(self, reason: str, console: Path | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.console = console
+        super().__init__(reason, console)
+
+    @property
+    def reason(self) -> str:
+        return str(self)
+
+    @property
+    def console(self) -> Path | None:
+        """The console log (the same path as ``log_path``)."""
+        return self.log_path
 
 
 @dataclass(frozen=True)
@@ -85,10 +108,18 @@ class Machine:
     memory_mb: int = 1024
     cpus: int = 2
     pidfile: Path | None = None
+    #: False: no NIC and no port forward (the KVM probe only watches the console);
+    #: ``ssh_port`` is then unused
+    network: bool = True
+    #: the guest may open connections out (to the host's 10.0.2.2 = its loopback, and
+    #: beyond): only for a reproducer that declares ``requires: {network: true}``.
+    #: Otherwise slirp runs with ``restrict=on``: the forwarded SSH port is all there is.
+    outside: bool = False
 
 
-def qemu_argv(m: Machine, qemu: str = QEMU) -> list[str]:
-    argv = [qemu, "-name", "bisector-guest", "-nodefaults", "-no-user-config",
+def qemu_argv(m: Machine, qemu: str | None = None) -> list[str]:
+    """The QEMU command line for ``m``: the one place it is made (boots and the KVM probe)."""
+    argv = [qemu or QEMU, "-name", "bisector-guest", "-nodefaults", "-no-user-config",
             "-display", "none", "-no-reboot"]
     if m.accel is Accel.KVM:
         argv += ["-accel", "kvm", "-cpu", "host"]
@@ -106,9 +137,11 @@ def qemu_argv(m: Machine, qemu: str = QEMU) -> list[str]:
         if d.readonly:
             opts += ",readonly=on"
         argv += ["-drive", opts]
-    argv += ["-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{m.ssh_port}-:22",
-             "-device", "virtio-net-pci,netdev=net0",
-             "-device", "virtio-rng-pci"]
+    if m.network:
+        restrict = "" if m.outside else "restrict=on,"
+        argv += ["-netdev", f"user,id=net0,{restrict}hostfwd=tcp:127.0.0.1:{m.ssh_port}-:22",
+                 "-device", "virtio-net-pci,netdev=net0"]
+    argv += ["-device", "virtio-rng-pci"]
     if m.pidfile is not None:
         argv += ["-pidfile", str(m.pidfile)]
     return argv
@@ -163,19 +196,6 @@ def has_pvh_entry(head: bytes | mmap.mmap) -> bool:
     return False
 
 
-def _bzimage_payload(data: bytes) -> bytes | None:
-    """The compressed vmlinux inside a bzImage (boot protocol ≥ 2.08), or None."""
-    if len(data) < 0x250 or data[0x202:0x206] != b"HdrS":
-        return None
-    version, = struct.unpack_from("<H", data, 0x206)
-    if version < 0x208:
-        return None
-    setup_sects = data[0x1F1] or 4
-    offset, length = struct.unpack_from("<II", data, 0x248)
-    start = (setup_sects + 1) * 512 + offset
-    return data[start:start + length]
-
-
 def _decompress(payload: bytes) -> bytes | None:
     """Decompress a bzImage payload on the host (None: a format we don't handle here)."""
     if payload.startswith(b"\x1f\x8b"):
@@ -188,16 +208,8 @@ def _decompress(payload: bytes) -> bytes | None:
     if payload.startswith(b"BZh"):
         return bz2.BZ2Decompressor().decompress(payload)
     if payload.startswith(b"\x28\xb5\x2f\xfd"):
-        tmp = cache_dir() / "vmlinux" / f"payload-{os.getpid()}.zst"
-        tmp.write_bytes(payload[:-4])  # kbuild appends the decompressed size
-        try:
-            with (tmp.with_suffix(".out")).open("w+b") as fh:
-                proc.run(["zstd", "-dcq", tmp], stdout_file=fh, timeout=120)
-                fh.seek(0)
-                return fh.read()
-        finally:
-            tmp.unlink(missing_ok=True)
-            tmp.with_suffix(".out").unlink(missing_ok=True)
+        # kbuild appends the decompressed size, which zstd would take for a broken frame
+        return proc.run_bytes(["zstd", "-dcq"], input=payload[:-4], timeout=120).stdout
     return None  # lz4, lzo: not worth a dependency; the bzImage still boots
 
 
@@ -228,7 +240,8 @@ def direct_boot_kernel(kernel: Path) -> Path | None:
             return out
         if none.exists():
             return None
-        payload = _bzimage_payload(data)
+        header = read_bzimage_header(data)
+        payload = header.payload(data) if header is not None else None
         try:
             elf = _decompress(payload) if payload else None
         except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error,
@@ -290,16 +303,23 @@ def probe_accel(kernel: Path, want: str = "auto", *, deadline: float = 10.0,
     return accel, reason
 
 
+#: the probe only needs the kernel's banner: no root, no init (it panics soon after)
+PROBE_CMDLINE = ("console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 "
+                 "rdinit=/bisector-probe root=/dev/null")
+
+
+def probe_machine(kernel: Path, console_log: Path) -> Machine:
+    """The short KVM probe boot: the same QEMU command line as a real boot under KVM
+    (so a probe that passes speaks for it), minus disks and network, and small."""
+    return Machine(kernel=kernel, cmdline=PROBE_CMDLINE, console_log=console_log, ssh_port=0,
+                   accel=Accel.KVM, memory_mb=256, cpus=1, network=False)
+
+
 def _probe_kvm(kernel: Path, deadline: float, workdir: Path) -> tuple[Accel, str]:
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "kvm-probe.console.log"
     log_path.unlink(missing_ok=True)
-    argv = [QEMU, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-            "-accel", "kvm", "-cpu", "host", "-m", "256", "-kernel", str(kernel),
-            "-append", "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 "
-                       "rdinit=/bisector-probe root=/dev/null",
-            "-chardev", f"file,id=con0,path={log_path}", "-serial", "chardev:con0"]
-    p = proc.spawn(argv)
+    p = proc.spawn(qemu_argv(probe_machine(kernel, log_path)))
     t0 = time.monotonic()
     try:
         while time.monotonic() - t0 < deadline:
@@ -316,6 +336,16 @@ def _probe_kvm(kernel: Path, deadline: float, workdir: Path) -> tuple[Accel, str
 
 
 # ------------------------------------------------------------------ the VM
+
+def _host_key_problem(exc: BaseException) -> bool:
+    """Whether a raw paramiko error is about the server's host key (never retried).
+
+    :meth:`bisector.guest.Guest.connect` already turns these into InfraError;
+    this covers a ``connect`` that hands paramiko's errors through as they are.
+    """
+    return isinstance(exc, paramiko.BadHostKeyException) or (
+        isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc))
+
 
 @dataclass
 class VM:
@@ -357,6 +387,23 @@ class VM:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def check_qemu(self) -> None:
+        """Raise InfraError when QEMU itself failed or was killed.
+
+        With ``-no-reboot`` a guest that panics, resets or powers off makes QEMU
+        exit 0: that is the kernel's doing (SKIP, or the bug).  Any other exit
+        status, or death by a signal, is QEMU's (or someone killing it): never a
+        verdict on the kernel."""
+        if self.process is None or self.process.poll() is None:
+            return
+        code = self.process.returncode
+        if code == 0:
+            return
+        err = self._qemu_error()
+        detail = f": {err.splitlines()[-1][:300]}" if err else ""
+        what = (f"was killed by signal {-code}" if code < 0 else f"exited {code}")
+        raise InfraError(f"qemu {what}{detail} (command: {self.run_dir / 'qemu.cmd'})")
+
     def _qemu_error(self) -> str:
         path = self.run_dir / "qemu.stderr"
         return path.read_text(errors="replace").strip() if path.exists() else ""
@@ -364,7 +411,11 @@ class VM:
     def wait_ready(self, connect: Callable[[], T], deadline: float) -> T:
         """Poll until ``connect()`` succeeds; watch the console and QEMU meanwhile.
 
-        ``connect`` should raise OSError-like exceptions while the guest is not up.
+        Only :data:`NOT_READY_ERRORS` (what a guest still booting raises) are
+        retried until ``deadline``, after which the kernel is :class:`BootFailure`.
+        Anything else propagates at once: a host-key mismatch (as InfraError)
+        means another server or the wrong image, and retrying it would only
+        turn an infrastructure error into a SKIP after the whole deadline.
         """
         assert self.process is not None
         failures = 0
@@ -378,12 +429,7 @@ class VM:
                 raise BootFailure(f"kernel crashed during boot: {crash}",
                                   self.machine.console_log)
             if not self.alive():
-                code = self.process.returncode
-                err = self._qemu_error()
-                if code not in (0, None) and err and "terminating on signal" not in err:
-                    raise InfraError(f"qemu failed to start (exit {code}): "
-                                     f"{err.splitlines()[-1][:300]} "
-                                     f"(command: {self.run_dir / 'qemu.cmd'})")
+                self.check_qemu()
                 last = [ln for ln in text.strip().splitlines() if ln.strip()][-1:]
                 raise BootFailure("guest stopped during boot (reset or power-off)"
                                   + (f"; last console line: {last[0][:200]}" if last else ""),
@@ -400,7 +446,10 @@ class VM:
                     or elapsed > deadline / 2:
                 try:
                     return connect()
-                except Exception as exc:
+                except NOT_READY_ERRORS as exc:
+                    if _host_key_problem(exc):
+                        raise InfraError(f"guest presented an unexpected SSH host key ({exc})"
+                                         ) from exc
                     last_err = exc
                     log.debug("ssh not ready after %.1fs: %s", elapsed, exc)
                 # retry soon: a 0.75 s, 1.1 s … backoff here cost ~0.5 s of every boot

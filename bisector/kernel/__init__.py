@@ -6,20 +6,23 @@ from .base import (
     KernelEntry,
     KernelSource,
     KernelUnavailable,
+    listing,
     register,
     resolve,
     source_for,
     split_spec,
 )
 from .debian import DebianSource
-from .gitbuild import BuildFailure, GitBuildSource, from_env
+from .gitbuild import BuildFailure, GitBuildSource
 from .local import LocalSource
+from .resolver import KernelResolver, is_git, is_prebuilt
 from .ubuntu import UbuntuMainlineSource
 
 register("debian", DebianSource)
 register("ubuntu-mainline", UbuntuMainlineSource)
 register("local", LocalSource)
-register("git", from_env)
+# git: specs are not in the registry: they need a tree, the reproducer's options and
+# fragments, which only KernelResolver has
 
 __all__ = [
     "REGISTRY",
@@ -27,8 +30,12 @@ __all__ = [
     "GitBuildSource",
     "KernelArtifact",
     "KernelEntry",
+    "KernelResolver",
     "KernelSource",
     "KernelUnavailable",
+    "is_git",
+    "is_prebuilt",
+    "listing",
     "register",
     "resolve",
     "source_for",

@@ -9,6 +9,7 @@ are never downloaded or unpacked twice.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable
@@ -16,11 +17,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import UserError
+from ..errors import InfraError, Untestable, UserError
 
 
-class KernelUnavailable(UserError):
-    """The kernel exists in the source's index but cannot be had (e.g. its build failed)."""
+class KernelUnavailable(Untestable):
+    """The kernel exists in the source's index but cannot be had (e.g. its build failed):
+    a bisection step on it is SKIP, like a commit that does not build."""
 
 
 @dataclass
@@ -32,11 +34,16 @@ class KernelArtifact:
     image: Path
     #: directory holding the modules tree for ``release`` (``…/lib/modules/<release>``)
     modules: Path | None
+    #: the kernel's .config; None means *unknown* (e.g. a bare bzImage): the run then
+    #: says that the reproducer's required options were not checked
     config: Path | None
     #: the cache directory this artifact lives in (derived files go here too)
     root: Path
-    #: provenance: package name/version, sha256, URL, upstream version …
+    #: provenance: package name/version, sha256, URL …
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the upstream tag this kernel is based on (``v6.1.190``), when the source knows it;
+    #: a two-stage bisection needs it to continue in the git tree
+    upstream: str | None = None
 
     def config_value(self, option: str) -> str | None:
         """``y``/``m``/a string, or None when unset or the config is unknown."""
@@ -68,7 +75,8 @@ class KernelArtifact:
         art = cls(spec=data["spec"], release=data["release"], image=Path(data["image"]),
                   modules=Path(data["modules"]) if data["modules"] else None,
                   config=Path(data["config"]) if data["config"] else None,
-                  root=Path(data["root"]), meta=data.get("meta", {}))
+                  root=Path(data["root"]), meta=data.get("meta", {}),
+                  upstream=data.get("upstream"))
         if not art.image.exists():
             return None
         return art
@@ -76,25 +84,35 @@ class KernelArtifact:
 
 @dataclass(frozen=True)
 class KernelEntry:
-    """One line of ``bisector kernels list``."""
+    """One kernel a source can provide (a line of ``bisector kernels list``)."""
 
     spec: str
     version: str
     note: str = ""
+    #: the upstream tag it is based on (``v6.1.190``), where the index says so
+    upstream: str | None = None
 
 
 class KernelSource(Protocol):
-    """What every kernel source provides."""
+    """What every kernel source provides, and what its callers rely on.
+
+    * ``resolve(ref)`` returns a :class:`KernelArtifact` whose ``image`` exists;
+      it raises :class:`UserError` for a ref the source does not know,
+      :class:`KernelUnavailable` for a kernel it lists but cannot provide (its
+      build failed), and :class:`InfraError` for trouble fetching it.  It sets
+      ``config`` whenever the kernel's .config is known (otherwise required
+      options cannot be checked) and ``upstream`` whenever the source knows the
+      upstream tag (otherwise a two-stage bisection cannot continue in git).
+    * ``available()`` is the list a bisection over this source walks, so it is
+      **ordered oldest first**; :func:`listing` checks that order (by upstream
+      version, where entries carry one) in one place.
+    """
 
     prefix: str
 
-    def resolve(self, ref: str) -> KernelArtifact:
-        """Fetch/build what is missing and return the artifact (UserError for a bad ref)."""
-        ...
+    def resolve(self, ref: str) -> KernelArtifact: ...
 
-    def available(self) -> list[KernelEntry]:
-        """Kernels this source can provide, oldest first (for ``kernels list``)."""
-        ...
+    def available(self) -> list[KernelEntry]: ...
 
 
 #: prefix → factory; a plain dict, filled in ``bisector.kernel.__init__``
@@ -123,5 +141,31 @@ def source_for(prefix: str) -> KernelSource:
 
 
 def resolve(spec: str) -> KernelArtifact:
+    """A prebuilt kernel by spec (``git:`` specs go through :mod:`bisector.kernel.resolver`)."""
     prefix, ref = split_spec(spec)
     return REGISTRY[prefix]().resolve(ref)
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """``v6.1.190`` < ``v6.2-rc1`` < ``v6.2`` < ``v6.2.1``: kernel version order."""
+    m = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+))?(?:-rc(\d+))?", version)
+    if not m:
+        return ()
+    major, minor, patch, rc = m.groups()
+    # an -rc sorts before its release: rc N → N, the release → a large number
+    return (int(major), int(minor), int(rc) if rc else 10_000, int(patch or 0))
+
+
+def listing(prefix: str) -> list[KernelEntry]:
+    """``available()`` of a source, checked to be oldest first (the contract above).
+
+    A source that breaks the order would make a bisection walk a list whose
+    verdicts are not monotonic: that is a bug in the source, an InfraError.
+    """
+    entries = source_for(prefix).available()
+    keyed = [(e, version_key(e.upstream)) for e in entries if e.upstream]
+    for (a, ka), (b, kb) in itertools.pairwise(keyed):
+        if ka and kb and kb < ka:
+            raise InfraError(f"kernel source {prefix!r} lists {b.spec} ({b.upstream}) after "
+                             f"{a.spec} ({a.upstream}): its list must be oldest first")
+    return entries

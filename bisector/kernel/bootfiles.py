@@ -12,6 +12,11 @@ artifact (cached next to it):
   by the guest so reproducers can ``modprobe`` anything the kernel ships.
 
 A kernel with virtio/ext4 built in (a ``git:`` build) needs neither.
+
+It also holds the one reader of an x86 bzImage's setup header
+(:func:`read_bzimage_header`): the release string for ``local:`` and ``git:``
+kernels and the compressed payload for a direct (PVH) boot come from the same
+few bytes, so they are parsed in one place.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import logging
 import lzma
 import os
 import stat
-import tempfile
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +74,72 @@ umount /proc /sys
 mount --move /dev /newroot/dev
 exec switch_root /newroot "$init"
 """
+
+
+@dataclass(frozen=True)
+class BzImageHeader:
+    """The fields of an x86 bzImage setup header (Documentation/arch/x86/boot.rst) we use.
+
+    Offsets are from the start of the file.  ``version`` is the kernel's own
+    version string ("6.1.0-56-amd64 (debian-kernel@…) #1 SMP …"), None when
+    the header does not point at one; ``payload_offset`` is None before boot
+    protocol 2.08, which introduced the payload fields.
+    """
+
+    protocol: int
+    setup_size: int
+    version: str | None
+    payload_offset: int | None
+    payload_length: int
+
+    @property
+    def release(self) -> str | None:
+        """What ``uname -r`` prints: the version string's first word."""
+        first = self.version.split(" ", 1)[0] if self.version else ""
+        return first or None
+
+    def payload(self, data: bytes) -> bytes | None:
+        """The compressed vmlinux inside ``data`` (the whole bzImage), or None."""
+        if self.payload_offset is None or self.payload_length == 0:
+            return None
+        end = self.payload_offset + self.payload_length
+        if end > len(data):
+            return None
+        return data[self.payload_offset:end]
+
+
+#: where the setup header's fields live (offsets in the file)
+_HDR_SETUP_SECTS, _HDR_MAGIC, _HDR_VERSION, _HDR_KERNEL_VERSION = 0x1F1, 0x202, 0x206, 0x20E
+_HDR_PAYLOAD = 0x248
+#: the kernel version string is NUL-terminated and short; never read past this
+_VERSION_MAX = 256
+
+
+def read_bzimage_header(data: bytes) -> BzImageHeader | None:
+    """Parse the setup header at the start of ``data``; None if it is not a bzImage.
+
+    ``data`` needs only the first 64 KiB for the version string, the whole
+    file for :meth:`BzImageHeader.payload`.  Fields beyond ``data`` (a short
+    or old image) come back as "absent" rather than raising.
+    """
+    if len(data) < _HDR_MAGIC + 4 or data[_HDR_MAGIC:_HDR_MAGIC + 4] != b"HdrS":
+        return None
+    protocol = struct.unpack_from("<H", data, _HDR_VERSION)[0] \
+        if len(data) >= _HDR_VERSION + 2 else 0
+    setup_size = ((data[_HDR_SETUP_SECTS] or 4) + 1) * 512
+    version = None
+    if len(data) >= _HDR_KERNEL_VERSION + 2:
+        ptr = struct.unpack_from("<H", data, _HDR_KERNEL_VERSION)[0]
+        if ptr:
+            off = ptr + 0x200
+            raw = data[off:off + _VERSION_MAX].split(b"\0", 1)[0]
+            version = raw.decode("ascii", errors="replace") or None
+    payload_offset, payload_length = None, 0
+    if protocol >= 0x208 and len(data) >= _HDR_PAYLOAD + 8:
+        offset, payload_length = struct.unpack_from("<II", data, _HDR_PAYLOAD)
+        payload_offset = setup_size + offset
+    return BzImageHeader(protocol=protocol, setup_size=setup_size, version=version,
+                         payload_offset=payload_offset, payload_length=payload_length)
 
 
 @dataclass(frozen=True)
@@ -120,15 +191,8 @@ def _read_module(path: Path) -> bytes:
     if path.name.endswith(".gz"):
         return gzip.decompress(data)
     if path.name.endswith(".zst"):
-        return proc_bytes(["zstd", "-dc", path])
+        return proc.run_bytes(["zstd", "-dcq"], input=data, timeout=60).stdout
     return data
-
-
-def proc_bytes(argv: list[str | Path]) -> bytes:
-    with tempfile.TemporaryFile() as fh:
-        proc.run(argv, stdout_file=fh, timeout=60)
-        fh.seek(0)
-        return fh.read()
 
 
 class Cpio:

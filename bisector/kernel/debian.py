@@ -117,6 +117,13 @@ class DebianSource:
                  keyring: Path | None = KEYRING) -> None:
         self.archives = archives or parse_archives(
             os.environ.get("BISECTOR_DEBIAN_ARCHIVES", DEFAULT_ARCHIVES))
+        env_keyring = os.environ.get("BISECTOR_DEBIAN_KEYRING")
+        if env_keyring is not None:
+            # an explicit setting wins: a keyring path, or "none" for an archive that is
+            # not signed (a local mirror); the Packages and .deb sha256 are still checked
+            keyring = None if env_keyring == "none" else Path(env_keyring)
+            if keyring is not None and not keyring.exists():
+                raise UserError(f"BISECTOR_DEBIAN_KEYRING={env_keyring}: no such keyring")
         self.keyring = keyring if keyring is not None and keyring.exists() else None
         self.session = requests.Session()
 
@@ -197,9 +204,9 @@ class DebianSource:
         deb = download(pkg.url, cache_dir() / "downloads" / Path(pkg.filename).name,
                        pkg.sha256, size=pkg.size, session=self.session)
         meta = {"package": pkg.name, "version": pkg.version, "sha256": pkg.sha256,
-                "url": pkg.url, "suite": pkg.suite, "upstream": pkg.upstream,
-                "distro": "debian"}
-        return artifact_from_debs(f"debian:{ref}", [deb], meta, kind="debian")
+                "url": pkg.url, "suite": pkg.suite, "distro": "debian"}
+        return artifact_from_debs(f"debian:{ref}", [deb], meta, kind="debian",
+                                  upstream=pkg.upstream)
 
     def available(self) -> list[KernelEntry]:
         best: dict[str, Package] = {}
@@ -209,7 +216,8 @@ class DebianSource:
             if p.abi not in best or Version(p.version) > Version(best[p.abi].version):
                 best[p.abi] = p
         return [KernelEntry(f"debian:{abi}", best[abi].version,
-                            f"{best[abi].suite}, upstream {best[abi].upstream}")
+                            f"{best[abi].suite}, upstream {best[abi].upstream}",
+                            upstream=best[abi].upstream)
                 for abi in sorted(best, key=Version)]
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .. import proc
 from ..errors import UserError
-from ..paths import cache_dir, locked
+from ..paths import cache_dir, locked, os_error, require_free
 from .base import KernelArtifact, KernelUnavailable
 from .fetch import sha256_file
 
@@ -37,18 +37,28 @@ def _safe_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
 
 
 def extract_deb(deb: Path, dest: Path) -> None:
-    """Unpack the data part of ``deb`` into ``dest`` with path checks."""
+    """Unpack the data part of ``deb`` into ``dest`` with path checks.
+
+    A full disk is an infrastructure error, not "not a valid .deb": dpkg-deb's
+    own complaint and the errno of a failed write are both looked at."""
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=dest.parent, suffix=".tar") as tmp:
         with open(tmp.name, "wb") as out:
             try:
                 proc.run(["dpkg-deb", "--fsys-tarfile", deb], stdout_file=out, timeout=600)
             except proc.CommandError as exc:
+                if "No space left on device" in exc.output:
+                    raise os_error(OSError(28, "No space left on device", str(dest)),
+                                   f"unpacking {deb.name}") from exc
                 raise UserError(f"{deb}: not a valid .deb package ({exc.tail(1)})") from exc
         try:
             with tarfile.open(tmp.name) as tar:
                 tar.extractall(dest, filter=_safe_filter)
-        except (tarfile.TarError, OSError) as exc:
+        except OSError as exc:
+            if exc.errno is not None:
+                raise os_error(exc, f"unpacking {deb.name}") from exc
+            raise UserError(f"{deb}: cannot unpack: {exc}") from exc
+        except tarfile.TarError as exc:
             raise UserError(f"{deb}: cannot unpack: {exc}") from exc
 
 
@@ -60,11 +70,13 @@ def content_key(files: list[Path]) -> str:
 
 
 def artifact_from_debs(spec: str, debs: list[Path], meta: Mapping[str, object] | None = None,
-                       *, kind: str = "debs") -> KernelArtifact:
+                       *, kind: str = "debs", upstream: str | None = None) -> KernelArtifact:
     """Unpack image (+ modules) debs once, keyed by their content."""
     root = cache_dir() / "kernels" / kind / content_key(debs)
     with locked(root):
-        return _unpack(spec, debs, root, meta)
+        art = _unpack(spec, debs, root, meta)
+    art.upstream = upstream
+    return art
 
 
 def _unpack(spec: str, debs: list[Path], root: Path,
@@ -75,6 +87,17 @@ def _unpack(spec: str, debs: list[Path], root: Path,
         return cached
     tmp = root.with_name(root.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+    # a kernel package unpacks to a few times its (compressed) size
+    require_free(root.parent, 4 * sum(d.stat().st_size for d in debs) + (64 << 20),
+                 f"unpacking {spec}")
+    try:
+        return _unpack_into(spec, debs, root, tmp, meta)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # no <key>.tmp/ litter, whatever happened
+
+
+def _unpack_into(spec: str, debs: list[Path], root: Path, tmp: Path,
+                 meta: Mapping[str, object] | None) -> KernelArtifact:
     tree = tmp / "tree"
     for deb in debs:
         extract_deb(deb, tree)
@@ -102,6 +125,13 @@ def _assemble(spec: str, tree: Path, final_tree: Path, root: Path,
         raise UserError(f"kernel {spec}: no boot/vmlinuz-* in the package(s); "
                         "is this a linux-image .deb?")
     image = images[0]
+    with image.open("rb") as fh:
+        head = fh.read(0x210)
+    # a bzImage (setup header "HdrS" at 0x202) or an ELF vmlinux; anything else would
+    # only fail later, as a QEMU error that looks like a boot failure
+    if head[0x202:0x206] != b"HdrS" and not head.startswith(b"\x7fELF"):
+        raise KernelUnavailable(f"kernel {spec}: {image.name} in the package is not a "
+                                f"kernel image ({len(head)}+ bytes, no bzImage header)")
     release = image.name.split("-", 1)[1]
     mods = None
     for base in (tree / "lib" / "modules", tree / "usr" / "lib" / "modules"):

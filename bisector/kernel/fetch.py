@@ -16,7 +16,7 @@ from pathlib import Path
 import requests
 
 from ..errors import ChecksumMismatch, DownloadError
-from ..paths import locked
+from ..paths import locked, os_error, require_free
 from ..progress import Progress
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,8 @@ def _download(url: str, dest: Path, sha256: str, size: int | None,
         log.warning("cached %s does not match its checksum; fetching again", dest)
         dest.unlink()
     dest.parent.mkdir(parents=True, exist_ok=True)
+    if size:
+        require_free(dest.parent, size + (64 << 20), f"downloading {dest.name}")
     part = dest.with_name(dest.name + f".part{os.getpid()}")
     s = session or requests.Session()
     h = hashlib.sha256()
@@ -77,6 +79,9 @@ def _download(url: str, dest: Path, sha256: str, size: int | None,
     except requests.RequestException as exc:
         part.unlink(missing_ok=True)
         raise DownloadError(f"cannot fetch {url}: {exc.__class__.__name__}: {exc}") from exc
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise os_error(exc, f"downloading {url}") from exc
     except BaseException:
         part.unlink(missing_ok=True)
         raise

@@ -30,26 +30,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import proc
-from ..errors import BisectorError, InfraError, UserError
-from ..paths import cache_dir, locked
+from .. import proc, resources
+from ..errors import InfraError, Untestable, UserError
+from ..git import git
+from ..paths import cache_dir, locked, require_free
 from .base import KernelArtifact, KernelEntry
 from .local import _bzimage_release
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BASE_CONFIG = REPO_ROOT / "kernels" / "base.config"
 ARCH = "x86_64"
 TOOLS = ("make", "gcc", "flex", "bison", "bc")
 
 
-class BuildFailure(BisectorError):
+class BuildFailure(Untestable):
     """This commit does not build with this config: SKIP it (log kept)."""
 
     def __init__(self, message: str, log_path: Path) -> None:
-        super().__init__(message)
-        self.log_path = log_path
+        super().__init__(message, log_path)
 
 
 @dataclass
@@ -66,11 +64,6 @@ class BuildStats:
 
 def tree_id(tree: Path) -> str:
     return hashlib.sha256(str(tree.resolve()).encode()).hexdigest()[:12]
-
-
-def git(tree: Path, *args: str | Path, timeout: float = 600,
-        check: bool = True) -> proc.Completed:
-    return proc.run(["git", "-C", tree, *args], timeout=timeout, check=check)
 
 
 def read_fragment(path: Path) -> list[str]:
@@ -161,19 +154,18 @@ class GitBuildSource:
                "GIT_AUTHOR_EMAIL": "bisector@localhost", "GIT_COMMITTER_NAME": "bisector",
                "GIT_COMMITTER_EMAIL": "bisector@localhost",
                "GIT_AUTHOR_DATE": "@0 +0000", "GIT_COMMITTER_DATE": "@0 +0000"}
-        g: list[str | Path] = ["git", "-C", self.tree]
         try:
-            proc.run([*g, "read-tree", base], env=env, timeout=300)
-            proc.run([*g, "apply", "--cached", patch.resolve()], env=env, timeout=300)
-            tree = proc.run([*g, "write-tree"], env=env, timeout=300).stdout.strip()
+            git(self.tree, "read-tree", base, env=env, timeout=300)
+            git(self.tree, "apply", "--cached", patch.resolve(), env=env, timeout=300)
+            tree = git(self.tree, "write-tree", env=env, timeout=300).stdout.strip()
         except proc.CommandError as exc:
             raise UserError(f"patch {patch} does not apply to {base[:12]}: {exc.tail(1)}") \
                 from exc
         finally:
             index.unlink(missing_ok=True)
         msg = f"bisector: apply {patch.name}\n\n{_patch_header(patch)}"
-        sha = proc.run([*g, "commit-tree", tree, "-p", base, "-m", msg], env=env,
-                       timeout=300).stdout.strip()
+        sha = git(self.tree, "commit-tree", tree, "-p", base, "-m", msg, env=env,
+                  timeout=300).stdout.strip()
         git(self.tree, "update-ref", f"refs/bisector/patched/{patch.stem}-{base[:12]}", sha)
         return sha
 
@@ -183,7 +175,7 @@ class GitBuildSource:
 
     # ------------------------------------------------------------ config
     def fragment_lines(self) -> list[str]:
-        lines = read_fragment(BASE_CONFIG)
+        lines = read_fragment(resources.kernel_config("base.config"))
         lines += [f"{opt}=y" for opt in self.required]
         for frag in self.fragments:
             lines += read_fragment(Path(frag))
@@ -308,6 +300,9 @@ class GitBuildSource:
             env["CCACHE_DIR"] = os.environ.get("CCACHE_DIR", str(cache_dir() / "ccache"))
             env["CCACHE_BASEDIR"] = str(self.worktree)
             env["CCACHE_MAXSIZE"] = os.environ.get("CCACHE_MAXSIZE", "10G")
+        # a minimal-config build tree holds ~0.5 GiB of objects; a full disk mid-build
+        # would read as "does not build" (a SKIP) instead of the machine's trouble
+        require_free(self.build_dir, 1 << 30, f"building {commit[:12]}")
         if self.say:
             self.say(f"building {commit[:12]} (-j{self.jobs}; log {logf})")
         (root / "build.cmd").write_text(proc.quote(argv) + "\n")
@@ -316,6 +311,9 @@ class GitBuildSource:
         except proc.CommandError as exc:
             if exc.timed_out:
                 raise InfraError(f"build of {commit[:12]} timed out (log: {logf})") from exc
+            if "No space left on device" in exc.output:
+                raise InfraError(f"build of {commit[:12]}: no space left on device "
+                                 f"(log: {logf})") from exc
             lines = [ln for ln in exc.output.splitlines() if "error" in ln.lower()]
             first = (lines[0] if lines else exc.tail(1))[:200]
             message = f"git:{commit[:12]} does not build: {first}"
@@ -361,11 +359,3 @@ def _patch_header(patch: Path) -> str:
             break
         lines.append(line)
     return "\n".join(lines).strip() + "\n"
-
-
-def from_env() -> GitBuildSource:
-    """Registry factory for ``git:`` specs given on the command line (tree from env)."""
-    tree = os.environ.get("BISECTOR_TREE")
-    if not tree:
-        raise UserError("git:<rev> needs a kernel tree: pass --tree PATH (or set BISECTOR_TREE)")
-    return GitBuildSource(Path(tree))

@@ -15,17 +15,20 @@ from pathlib import Path
 from ..errors import UserError
 from ..paths import cache_dir
 from .base import KernelArtifact, KernelEntry
+from .bootfiles import read_bzimage_header
 from .debs import artifact_from_debs, content_key
 
 
 def _bzimage_release(path: Path) -> str:
-    """The version string embedded in a bzImage header (what uname -r prints)."""
-    data = path.read_bytes()[:0x10000]
-    if len(data) < 0x210 or data[0x202:0x206] != b"HdrS":
+    """The version string embedded in a bzImage header (what uname -r prints).
+
+    Only the first 64 KiB are read: the string lives in the real-mode setup code.
+    """
+    with path.open("rb") as fh:
+        header = read_bzimage_header(fh.read(0x10000))
+    if header is None:
         raise UserError(f"local:{path}: not a bzImage (no 'HdrS' boot header) nor a .deb")
-    off = int.from_bytes(data[0x20E:0x210], "little") + 0x200
-    raw = data[off:off + 256].split(b"\0", 1)[0].decode("ascii", errors="replace")
-    return raw.split(" ", 1)[0] or "unknown"
+    return header.release or "unknown"
 
 
 class LocalSource:

@@ -194,10 +194,10 @@ class UbuntuMainlineSource:
             debs.append(download(f"{listing.base_url}{name}",
                                  cache_dir() / "downloads" / name, sums[name],
                                  session=self.session))
-        meta = {"upstream": version.split("-rc")[0] if "-rc" not in version else version,
-                "build": build.stamp, "url": listing.base_url, "distro": "ubuntu-mainline"}
+        meta = {"build": build.stamp, "url": listing.base_url, "distro": "ubuntu-mainline"}
+        # mainline builds are vanilla kernels: the upstream tag is the version itself
         return artifact_from_debs(f"ubuntu-mainline:{version}", debs, meta,
-                                  kind="ubuntu-mainline")
+                                  kind="ubuntu-mainline", upstream=version)
 
     def available(self) -> list[KernelEntry]:
-        return [KernelEntry(f"ubuntu-mainline:{v}", v) for v in self.versions()]
+        return [KernelEntry(f"ubuntu-mainline:{v}", v, upstream=v) for v in self.versions()]

@@ -36,9 +36,16 @@ def build_deb(dest: Path, package: str, version: str, files: dict[str, bytes],
     return dest
 
 
+def fake_kernel(tag: bytes) -> bytes:
+    """Bytes that pass for a bzImage (setup header magic at 0x202) and end in ``tag``."""
+    head = bytearray(0x400)
+    head[0x202:0x206] = b"HdrS"
+    return bytes(head) + tag
+
+
 def kernel_image_deb(dest: Path, release: str, version: str, package: str | None = None,
                      modules: bool = True) -> Path:
-    files = {f"boot/vmlinuz-{release}": b"not-a-real-kernel-" + release.encode(),
+    files = {f"boot/vmlinuz-{release}": fake_kernel(b"not-a-real-kernel-" + release.encode()),
              f"boot/config-{release}": b"CONFIG_VIRTIO_BLK=m\nCONFIG_EXT4_FS=m\nCONFIG_VETH=m\n"}
     if modules:
         files[f"lib/modules/{release}/modules.order"] = b""

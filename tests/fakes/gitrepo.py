@@ -37,3 +37,77 @@ def linear_repo(path: Path, n: int, *, kbuild: bool = False,
         if tags and i in tags:
             git(path, "tag", tags[i])
     return shas
+
+
+class History:
+    """A commit graph to build as a real repository: any parents, merges, tags, branches.
+
+    Commits are made with ``git commit-tree`` on one empty tree (no worktree,
+    one git call each), because the search engines and ``git bisect
+    --no-checkout`` only look at the graph; this keeps a 40-commit history
+    with merges well under a second.  Committer dates increase in creation
+    order, as in a real history, so git's date-ordered walks see what they
+    would see there.  Names are what tests talk about; :meth:`build` maps
+    them to shas.
+    """
+
+    def __init__(self) -> None:
+        self.parents: dict[str, tuple[str, ...]] = {}
+        self.refs: dict[str, str] = {}  # full ref name -> commit name
+
+    def commit(self, name: str, *parents: str) -> str:
+        """One commit on ``parents`` (none: a root; several: a merge, or an octopus)."""
+        if name in self.parents:
+            raise ValueError(f"commit {name!r} defined twice")
+        missing = [p for p in parents if p not in self.parents]
+        if missing:
+            raise ValueError(f"{name}: unknown parents {missing}")
+        self.parents[name] = parents
+        return name
+
+    def chain(self, prefix: str, n: int, parent: str | None) -> list[str]:
+        """``prefix1`` … ``prefixN``, each on the previous one, the first on ``parent``."""
+        names: list[str] = []
+        for i in range(1, n + 1):
+            base = names[-1] if names else parent
+            names.append(self.commit(f"{prefix}{i}", *([base] if base else [])))
+        return names
+
+    def tag(self, tag: str, name: str) -> None:
+        self.refs[f"refs/tags/{tag}"] = name
+
+    def branch(self, branch: str, name: str) -> None:
+        self.refs[f"refs/heads/{branch}"] = name
+
+    def is_ancestor(self, a: str, b: str) -> bool:
+        """``a`` is ``b`` or an ancestor of it (what ``merge-base --is-ancestor`` answers)."""
+        seen: set[str] = set()
+        todo = [b]
+        while todo:
+            c = todo.pop()
+            if c == a:
+                return True
+            if c not in seen:
+                seen.add(c)
+                todo.extend(self.parents[c])
+        return False
+
+    def build(self, path: Path, salt: str = "") -> dict[str, str]:
+        """Create the repository at ``path``; name -> sha.  ``main`` is the last commit
+        unless a ``main`` branch was given; ``salt`` (added to every message) gives
+        the same graph other commit ids."""
+        path.mkdir(parents=True)
+        git(path, "init", "-q", "-b", "main")
+        tree = git(path, "write-tree")  # the empty index: the empty tree
+        shas: dict[str, str] = {}
+        for i, (name, parents) in enumerate(self.parents.items()):
+            env = dict(ENV, GIT_AUTHOR_DATE=f"@{1767225600 + 60 * i} +0000",
+                       GIT_COMMITTER_DATE=f"@{1767225600 + 60 * i} +0000")
+            argv: list[str | Path] = ["git", "-C", path, "commit-tree", tree, "-m", name + salt]
+            for p in parents:
+                argv += ["-p", shas[p]]
+            shas[name] = proc.run(argv, env=env).stdout.strip()
+        refs = {"refs/heads/main": list(self.parents)[-1], **self.refs}
+        for ref, name in refs.items():
+            git(path, "update-ref", ref, shas[name])
+        return shas

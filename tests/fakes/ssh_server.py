@@ -2,8 +2,10 @@
 
 It accepts one public key, runs exec requests with the host's bash (inside a
 temp directory) and can present any host key, so tests can check that a
-wrong key is refused.  Protocol-level fake only: the product talks to real
-sshd in a real guest.
+wrong key is refused.  ``drop_first=N`` closes the first N connections as
+soon as they are accepted, which is what QEMU's user-mode forward does while
+the guest's sshd is not listening yet (the client reads no SSH banner).
+Protocol-level fake only: the product talks to real sshd in a real guest.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ class _Server(paramiko.ServerInterface):
 
 
 class FakeSSHServer:
-    def __init__(self, host_key: paramiko.PKey, client_pub: paramiko.PKey, root: Path) -> None:
+    def __init__(self, host_key: paramiko.PKey, client_pub: paramiko.PKey, root: Path,
+                 *, drop_first: int = 0) -> None:
         self.host_key = host_key
         self.client_pub = client_pub
         self.root = root
@@ -52,6 +55,9 @@ class FakeSSHServer:
         self.sock.listen(5)
         self.port = int(self.sock.getsockname()[1])
         self.commands: list[str] = []
+        self.drop_first = drop_first
+        #: connections accepted so far (dropped ones included)
+        self.accepted = 0
         self._stop = False
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -62,6 +68,10 @@ class FakeSSHServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
+            self.accepted += 1
+            if self.accepted <= self.drop_first:
+                conn.close()
+                continue
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn: socket.socket) -> None:

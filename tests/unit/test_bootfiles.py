@@ -2,11 +2,20 @@ from __future__ import annotations
 
 import gzip
 import lzma
+import shutil
 from pathlib import Path
+
+import pytest
 
 from bisector import proc
 from bisector.kernel.base import KernelArtifact
-from bisector.kernel.bootfiles import Cpio, build_initramfs, module_closure, needs_initramfs
+from bisector.kernel.bootfiles import (
+    Cpio,
+    _read_module,
+    build_initramfs,
+    module_closure,
+    needs_initramfs,
+)
 
 
 def fake_modules(tmp_path: Path) -> Path:
@@ -65,3 +74,12 @@ def test_cpio_padding() -> None:
     c.file("a", b"123")
     data = c.finish()
     assert data.startswith(b"070701") and len(data) % 512 == 0 and b"TRAILER!!!" in data
+
+
+@pytest.mark.skipif(shutil.which("zstd") is None, reason="zstd not installed")
+def test_zstd_module_is_read_decompressed(tmp_path: Path) -> None:
+    # busybox insmod cannot unpack a .ko.zst: it goes into the initramfs decompressed
+    body = b"\x7fELF module kernel/net/veth.ko.zst" + bytes(range(256))
+    ko = tmp_path / "veth.ko.zst"
+    ko.write_bytes(proc.run_bytes(["zstd", "-q", "-c"], input=body).stdout)
+    assert _read_module(ko) == body

@@ -6,98 +6,192 @@ are real.
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
 from bisector import kernel as kernels
-from bisector.bisect import Handler, StepOutcome
 from bisector.campaign import BisectArgs, CampaignRunner
-from bisector.errors import InfraError
+from bisector.errors import InfraError, UserError
 from bisector.kernel.base import KernelArtifact, KernelEntry
+from bisector.outcomes import CampaignResult, CampaignStatus, Stage, Step
 from bisector.report import write as write_report
+from bisector.search import Handler
 from bisector.store import Store
 from bisector.verdict import Verdict
-from tests.fakes.gitrepo import linear_repo
+from tests.fakes.gitrepo import git, linear_repo
 
 REPO = Path(__file__).resolve().parents[2]
 GRE = str(REPO / "reproducers" / "gre-ecn-mac-corruption.yaml")
 G, B, S = Verdict.GOOD, Verdict.BAD, Verdict.SKIP
 
 
-class Scripted(CampaignRunner):
-    """Real campaign logic; commits are judged by a script instead of build+boot."""
+class Scripted:
+    """A StepTester: candidates are judged by a script instead of build+boot."""
 
-    def __init__(self, args: BisectArgs, store: Store, oracle: dict[str, Verdict],
-                 crash_after: int | None = None) -> None:
-        super().__init__(args, store, Handler())
+    def __init__(self, oracle: dict[str, Verdict], crash_after: int | None = None) -> None:
         self.oracle = oracle
         self.crash_after = crash_after
         self.tested: list[str] = []
 
-    def _test_commit(self, sha: str, step_dir: Path) -> StepOutcome:
+    def __call__(self, stage: Stage, candidate: str, step_dir: Path) -> Step:
         if self.crash_after is not None and len(self.tested) >= self.crash_after:
             raise InfraError("simulated crash (QEMU vanished)")
-        self.tested.append(sha)
-        return StepOutcome(self.oracle[sha], "scripted", build_s=1.0, boot_s=2.0, test_s=3.0)
+        self.tested.append(candidate)
+        return Step(stage, candidate, self.oracle[candidate], "scripted", build_s=1.0,
+                    boot_s=2.0, test_s=3.0, run_dir=str(step_dir))
 
-    _test_prebuilt = _test_commit
+
+def campaign(args: BisectArgs, store: Store, tester: Scripted) -> CampaignResult:
+    return CampaignRunner(args, store, Handler(), tester).run()
 
 
 def oracle_for(shas: list[str], culprit: int, skip: tuple[int, ...] = ()) -> dict[str, Verdict]:
     return {s: (S if i in skip else B if i >= culprit else G) for i, s in enumerate(shas)}
 
 
+EVIL = "net: <script>alert(1)</script> [x](javascript:alert(2)) | pipe"
+
+
 def test_git_campaign_finds_culprit_and_reports(tmp_path: Path, tmp_cache: Path) -> None:
-    shas = linear_repo(tmp_path / "linux", 40)
+    tree = tmp_path / "linux"
+    shas = linear_repo(tree, 40)
+    # the culprit's subject is hostile: it must come out inert in both reports
+    git(tree, "commit", "-q", "--allow-empty", "-m", EVIL)
+    shas.append(git(tree, "rev-parse", "HEAD"))
+    git(tree, "commit", "-q", "--allow-empty", "-m", "after")
+    shas.append(git(tree, "rev-parse", "HEAD"))
     store = Store(tmp_path / "db.sqlite")
-    args = BisectArgs(repro=GRE, good="v0", bad="main", tree=str(tmp_path / "linux"))
-    r = Scripted(args, store, oracle_for(shas, 23, skip=(20,)))
-    cr = r.run()
-    assert cr.status == "done" and cr.result["culprit"]["sha"] == shas[23]
-    assert cr.result["culprit"]["fixes"] == f'Fixes: {shas[23][:12]} ("change 23")'
-    steps = store.steps(cr.campaign.id)
-    assert [s.stage for s in steps[:2]] == ["verify", "verify"]
-    out = write_report(cr.campaign, steps, cr.status, cr.result, tmp_path / "report")
-    md = out["md"].read_text()
-    assert f"#regzbot introduced: {shas[23]}" in md and "git bisect log" in md
-    assert "<script" not in out["html"].read_text()
+    args = BisectArgs(repro=GRE, good=["v0"], bad=["main"], tree=str(tree))
+    cr = campaign(args, store, Scripted(oracle_for(shas, 41, skip=(20,))))
+    assert cr.status is CampaignStatus.FOUND and cr.culprit is not None
+    assert cr.culprit.sha == shas[41]
+    steps = store.steps(cr.campaign_id)
+    assert [s.stage for s in steps[:2]] == [Stage.VERIFY, Stage.VERIFY]
+    row = store.get(cr.campaign_id)
+    assert row is not None
+    out = write_report(row, steps, cr, tmp_path / "report")
+    md, html = out["md"].read_text(), out["html"].read_text()
+    assert f'Fixes: {shas[41][:12]} ("{EVIL}")' in md
+    assert f"#regzbot introduced: {shas[41]}" in md and "git bisect log" in md
+    assert "<script" not in html and "&lt;script&gt;" in html
+    culprit_line = next(ln for ln in md.splitlines() if ln.startswith(f"**{shas[41][:12]}"))
+    # every markup character is escaped: no live tag, link or table cell
+    assert not re.search(r"(?<!\\)[<>\[\]()|]", culprit_line.split("** ", 1)[1])
     assert (tmp_path / "report" / "bisect.log").read_text().startswith("git bisect start")
+
+
+def test_fix_report_says_fixed_by_not_fixes(tmp_path: Path, tmp_cache: Path) -> None:
+    shas = linear_repo(tmp_path / "linux", 20)
+    oracle = {s: (G if i >= 13 else B) for i, s in enumerate(shas)}
+    store = Store(tmp_path / "db.sqlite")
+    args = BisectArgs(repro=GRE, good=["main"], bad=["v0"], tree=str(tmp_path / "linux"),
+                      find_fix=True)
+    cr = campaign(args, store, Scripted(oracle))
+    assert cr.culprit is not None and cr.culprit.sha == shas[13]
+    row = store.get(cr.campaign_id)
+    assert row is not None
+    md = write_report(row, store.steps(cr.campaign_id), cr, tmp_path / "r")["md"].read_text()
+    assert f'fixed by: {shas[13][:12]} ("change 13")' in md
+    assert f"stable backport: commit {shas[13]} upstream" in md
+    assert "Fixes:" not in md and "#regzbot" not in md
 
 
 def test_resume_after_crash_repeats_no_step(tmp_path: Path, tmp_cache: Path) -> None:
     shas = linear_repo(tmp_path / "linux", 40)
     oracle = oracle_for(shas, 29)
     db = tmp_path / "db.sqlite"
-    args = BisectArgs(repro=GRE, good="v0", bad="main", tree=str(tmp_path / "linux"))
-    first = Scripted(args, Store(db), oracle, crash_after=4)
+    args = BisectArgs(repro=GRE, good=["v0"], bad=["main"], tree=str(tmp_path / "linux"))
+    first = Scripted(oracle, crash_after=4)
     with pytest.raises(InfraError):
-        first.run()
+        campaign(args, Store(db), first)
     store = Store(db)
     assert store.find_unfinished() is not None
-    second = Scripted(args, store, oracle)
-    cr = second.run()
-    assert cr.result["culprit"]["sha"] == shas[29]
+    second = Scripted(oracle)
+    cr = campaign(args, store, second)
+    assert cr.culprit is not None and cr.culprit.sha == shas[29]
     assert not set(first.tested) & set(second.tested), "a finished step was repeated"
-    reference = Scripted(args, Store(tmp_path / "ref.sqlite"), oracle)
-    reference.run()
+    reference = Scripted(oracle)
+    campaign(args, Store(tmp_path / "ref.sqlite"), reference)
     assert len(first.tested) + len(second.tested) == len(reference.tested)
     assert Store(db).find_unfinished() is None
 
 
-def test_replay_log_seeds_the_bisection(tmp_path: Path, tmp_cache: Path) -> None:
+def test_resume_after_a_relative_path_start(tmp_path: Path, tmp_cache: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    shas = linear_repo(tmp_path / "linux", 30)
+    oracle = oracle_for(shas, 11)
+    db = tmp_path / "db.sqlite"
+    monkeypatch.chdir(tmp_path)
+    rel = BisectArgs(repro=os.path.relpath(GRE, tmp_path), good=["v0"], bad=["main"],
+                     tree="linux")
+    first = Scripted(oracle, crash_after=2)
+    with pytest.raises(InfraError):
+        campaign(rel, Store(db), first)
+    stored = Store(db).find_unfinished()
+    assert stored is not None and stored.args["tree"] == str(tmp_path / "linux")
+    # `bisector resume` rebuilds the arguments from what was stored (absolute paths)
+    second = Scripted(oracle)
+    cr = campaign(BisectArgs(**stored.args), Store(db), second)
+    assert cr.campaign_id == stored.id, "resume opened a new campaign"
+    assert not set(first.tested) & set(second.tested)
+
+
+def test_campaign_that_cannot_start_is_not_left_running(tmp_path: Path, tmp_cache: Path
+                                                        ) -> None:
+    linear_repo(tmp_path / "linux", 4)
+    db = tmp_path / "db.sqlite"
+    bad_ref = BisectArgs(repro=GRE, good=["v0"], bad=["no-such-branch"],
+                         tree=str(tmp_path / "linux"))
+    with pytest.raises(UserError, match="no-such-branch"):
+        campaign(bad_ref, Store(db), Scripted({}))
+    assert Store(db).campaigns() == []  # checked before anything was recorded
+    backwards = BisectArgs(repro=GRE, good=["main"], bad=["v0"], tree=str(tmp_path / "linux"),
+                           verify=False)
+    with pytest.raises(UserError, match="git bisect refused"):
+        campaign(backwards, Store(db), Scripted({}))
+    (row,) = Store(db).campaigns()
+    assert row.status is CampaignStatus.FAILED and Store(db).find_unfinished() is None
+    assert "git bisect refused" in (row.result or {}).get("reason", "")
+
+
+def test_replay_log_seeds_the_bisection_and_the_endpoint_checks(tmp_path: Path,
+                                                                tmp_cache: Path) -> None:
     shas = linear_repo(tmp_path / "linux", 24)
     oracle = oracle_for(shas, 17)
-    args = BisectArgs(repro=GRE, good="v0", bad="main", tree=str(tmp_path / "linux"),
-                      verify=False)
-    done = Scripted(args, Store(tmp_path / "a.sqlite"), oracle).run()
+    args = BisectArgs(repro=GRE, good=["v0"], bad=["main"], tree=str(tmp_path / "linux"))
+    done = campaign(args, Store(tmp_path / "a.sqlite"), Scripted(oracle))
     log = tmp_path / "bisect.log"
-    log.write_text(done.result["bisect_log"])
-    replayed = Scripted(BisectArgs(**{**args.__dict__, "replay": str(log)}),
-                        Store(tmp_path / "b.sqlite"), oracle)
-    cr = replayed.run()
-    assert cr.result["culprit"]["sha"] == shas[17] and replayed.tested == []
+    log.write_text(done.bisect_log)
+    replayed = Scripted(oracle)
+    cr = campaign(BisectArgs(**{**args.__dict__, "replay": str(log)}),
+                  Store(tmp_path / "b.sqlite"), replayed)
+    assert cr.culprit is not None and cr.culprit.sha == shas[17]
+    assert replayed.tested == []  # endpoints verified from the log too: nothing rebuilt
+
+
+def test_several_good_endpoints_are_all_used(tmp_path: Path, tmp_cache: Path) -> None:
+    tree = tmp_path / "linux"
+    shas = linear_repo(tree, 20)
+    oracle = oracle_for(shas, 15)
+    tester = Scripted(oracle)
+    args = BisectArgs(repro=GRE, good=["v0", shas[12]], bad=["main"], tree=str(tree))
+    cr = campaign(args, Store(tmp_path / "db.sqlite"), tester)
+    assert cr.culprit is not None and cr.culprit.sha == shas[15]
+    assert cr.range is not None and cr.range.old_shas == [shas[0], shas[12]]
+    assert shas[12] in tester.tested[:3]  # verified like the other endpoints
+    assert not set(tester.tested) & set(shas[1:12])  # nothing below the second good end
+
+
+def test_several_bad_endpoints_are_refused(tmp_path: Path, tmp_cache: Path) -> None:
+    linear_repo(tmp_path / "linux", 4)
+    args = BisectArgs(repro=GRE, good=["v0"], bad=["main", "v0"], tree=str(tmp_path / "linux"))
+    with pytest.raises(UserError, match="--bad takes exactly one"):
+        campaign(args, Store(tmp_path / "db.sqlite"), Scripted({}))
 
 
 class FakeDistro:
@@ -109,75 +203,88 @@ class FakeDistro:
     def resolve(self, ref: str) -> KernelArtifact:
         return KernelArtifact(spec=f"fakedistro:{ref}", release=ref, image=Path("/dev/null"),
                               modules=None, config=None, root=Path("/tmp"),
-                              meta={"upstream": self.upstream[int(ref)]})
+                              upstream=self.upstream[int(ref)])
 
     def available(self) -> list[KernelEntry]:
-        return [KernelEntry(f"fakedistro:{n}", str(n)) for n in self.upstream]
+        return [KernelEntry(f"fakedistro:{n}", str(n), upstream=u)
+                for n, u in self.upstream.items()]
 
 
 @pytest.fixture
-def fakedistro() -> object:
+def fakedistro() -> Iterator[type[FakeDistro]]:
     kernels.register("fakedistro", FakeDistro)
     yield FakeDistro
     kernels.REGISTRY.pop("fakedistro")
 
 
+DISTRO_ORACLE = {"fakedistro:1": G, "fakedistro:2": G, "fakedistro:3": G, "fakedistro:4": B,
+                 "fakedistro:5": B}
+
+
 def test_two_stage_maps_to_upstream_tags(tmp_path: Path, tmp_cache: Path,
                                          fakedistro: object) -> None:
     shas = linear_repo(tmp_path / "linux", 30, tags={10: "v10", 20: "v20", 30: "v30"})
-    oracle = oracle_for(shas, 14)
-    oracle.update({"fakedistro:1": G, "fakedistro:2": G, "fakedistro:3": G,
-                   "fakedistro:4": B, "fakedistro:5": B})
-    args = BisectArgs(repro=GRE, good="fakedistro:1", bad="fakedistro:5",
+    oracle = {**oracle_for(shas, 14), **DISTRO_ORACLE}
+    args = BisectArgs(repro=GRE, good=["fakedistro:1"], bad=["fakedistro:5"],
                       tree=str(tmp_path / "linux"))
-    cr = Scripted(args, Store(tmp_path / "db.sqlite"), oracle).run()
-    assert cr.result["upstream"] == {"old_spec": "fakedistro:3", "new_spec": "fakedistro:4",
-                                     "old_tag": "v10", "new_tag": "v20"}
-    assert cr.status == "done" and cr.result["culprit"]["sha"] == shas[14]
+    cr = campaign(args, Store(tmp_path / "db.sqlite"), Scripted(oracle))
+    assert cr.upstream is not None and cr.upstream.model_dump() == {
+        "old_spec": "fakedistro:3", "new_spec": "fakedistro:4", "old_tag": "v10",
+        "new_tag": "v20"}
+    assert cr.status is CampaignStatus.FOUND and cr.culprit is not None
+    assert cr.culprit.sha == shas[14]
 
 
 def test_two_stage_says_when_distro_is_not_vanilla(tmp_path: Path, tmp_cache: Path,
                                                    fakedistro: object) -> None:
     shas = linear_repo(tmp_path / "linux", 30, tags={10: "v10", 20: "v20", 30: "v30"})
-    oracle = {s: G for s in shas}  # upstream never shows the bug: a distro-only regression
-    oracle.update({"fakedistro:1": G, "fakedistro:2": G, "fakedistro:3": G,
-                   "fakedistro:4": B, "fakedistro:5": B})
-    args = BisectArgs(repro=GRE, good="fakedistro:1", bad="fakedistro:5",
+    oracle = {**{s: G for s in shas}, **DISTRO_ORACLE}  # upstream never shows the bug
+    args = BisectArgs(repro=GRE, good=["fakedistro:1"], bad=["fakedistro:5"],
                       tree=str(tmp_path / "linux"))
-    cr = Scripted(args, Store(tmp_path / "db.sqlite"), oracle).run()
-    assert cr.status == "mismatch"
-    assert "not behave like the upstream tag" in cr.result["mismatch"]
-    assert "v20" in cr.result["mismatch"]
+    cr = campaign(args, Store(tmp_path / "db.sqlite"), Scripted(oracle))
+    assert cr.status is CampaignStatus.MISMATCH
+    assert "not behave like the upstream tag" in cr.reason and "v20" in cr.reason
 
 
 def test_two_stage_same_upstream_tag(tmp_path: Path, tmp_cache: Path, fakedistro: object
                                      ) -> None:
     linear_repo(tmp_path / "linux", 3)
     oracle = {"fakedistro:1": G, "fakedistro:2": B, "fakedistro:5": B}
-    args = BisectArgs(repro=GRE, good="fakedistro:1", bad="fakedistro:2",
+    args = BisectArgs(repro=GRE, good=["fakedistro:1"], bad=["fakedistro:2"],
                       tree=str(tmp_path / "linux"))
-    cr = Scripted(args, Store(tmp_path / "db.sqlite"), oracle).run()
-    assert cr.status == "mismatch" and "distro's own patches" in cr.result["mismatch"]
+    cr = campaign(args, Store(tmp_path / "db.sqlite"), Scripted(oracle))
+    assert cr.status is CampaignStatus.MISMATCH and "distro's own patches" in cr.reason
 
 
 def test_endpoint_mismatch_stops(tmp_path: Path, tmp_cache: Path) -> None:
     shas = linear_repo(tmp_path / "linux", 8)
     oracle = {s: G for s in shas}  # "bad" endpoint does not reproduce
-    args = BisectArgs(repro=GRE, good="v0", bad="main", tree=str(tmp_path / "linux"))
-    cr = Scripted(args, Store(tmp_path / "db.sqlite"), oracle).run()
-    assert cr.status == "mismatch" and "should be BAD but is GOOD" in cr.result["mismatch"]
+    args = BisectArgs(repro=GRE, good=["v0"], bad=["main"], tree=str(tmp_path / "linux"))
+    cr = campaign(args, Store(tmp_path / "db.sqlite"), Scripted(oracle))
+    assert cr.status is CampaignStatus.MISMATCH and "should be BAD but is GOOD" in cr.reason
 
 
-def test_list_campaign_and_endpoint_mismatch(tmp_path: Path, tmp_cache: Path,
-                                             fakedistro: object) -> None:
-    oracle = {"fakedistro:1": G, "fakedistro:2": G, "fakedistro:3": B, "fakedistro:4": B,
-              "fakedistro:5": B}
-    args = BisectArgs(repro=GRE, good="fakedistro:1", bad="fakedistro:5")
-    cr = Scripted(args, Store(tmp_path / "a.sqlite"), oracle).run()
-    assert cr.status == "done"
-    assert cr.result["stages"][0]["first"] == "fakedistro:3"
-    assert cr.result["stages"][0]["last_old"] == "fakedistro:2"
-    oracle["fakedistro:5"] = G  # the "bad" kernel does not reproduce
-    cr = Scripted(args, Store(tmp_path / "b.sqlite"), oracle).run()
-    assert cr.status == "mismatch" and "endpoint fakedistro:5 should be BAD" in \
-        cr.result["mismatch"]
+@pytest.mark.parametrize("find_fix", [False, True])
+def test_list_campaign_answer_and_its_upstream_meaning(tmp_path: Path, tmp_cache: Path,
+                                                       fakedistro: object,
+                                                       find_fix: bool) -> None:
+    oracle = dict(DISTRO_ORACLE)
+    if find_fix:  # broken up to 3, fixed from 4 on
+        oracle = {k: (B if v is G else G) for k, v in oracle.items()}
+        args = BisectArgs(repro=GRE, good=["fakedistro:5"], bad=["fakedistro:1"],
+                          find_fix=True)
+    else:
+        args = BisectArgs(repro=GRE, good=["fakedistro:1"], bad=["fakedistro:5"])
+    cr = campaign(args, Store(tmp_path / "a.sqlite"), Scripted(oracle))
+    assert cr.status is CampaignStatus.FOUND
+    assert (cr.first_kernel, cr.last_old_kernel) == ("fakedistro:4", "fakedistro:3")
+    assert (cr.first_upstream, cr.last_old_upstream) == ("v20", "v10")
+
+
+def test_list_campaign_endpoint_mismatch(tmp_path: Path, tmp_cache: Path,
+                                         fakedistro: object) -> None:
+    oracle = {**DISTRO_ORACLE, "fakedistro:5": G}  # the "bad" kernel does not reproduce
+    args = BisectArgs(repro=GRE, good=["fakedistro:1"], bad=["fakedistro:5"])
+    cr = campaign(args, Store(tmp_path / "b.sqlite"), Scripted(oracle))
+    assert cr.status is CampaignStatus.MISMATCH
+    assert "endpoint fakedistro:5 should be BAD" in cr.reason

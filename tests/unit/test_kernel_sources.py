@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,14 @@ from bisector.kernel import KernelUnavailable, resolve, split_spec
 from bisector.kernel.debian import Archive, DebianSource, release_sha256, strip_clearsign
 from bisector.kernel.local import LocalSource
 from bisector.kernel.ubuntu import UbuntuMainlineSource, links, parse_checksums, version_key
-from tests.fakes.archive import build_deb, debian_archive, kernel_image_deb, serve, sha256
+from tests.fakes.archive import (
+    build_deb,
+    debian_archive,
+    fake_kernel,
+    kernel_image_deb,
+    serve,
+    sha256,
+)
 
 # ------------------------------------------------------------------ Debian
 
@@ -35,8 +41,8 @@ def test_debian_resolve_newest_version(tmp_cache: Path, debian_root: Path) -> No
         assert [e.spec for e in src.available()] == ["debian:6.1.0-55", "debian:6.1.0-56"]
         art = src.resolve("6.1.0-56")
     assert art.release == "6.1.0-56-amd64"
-    assert art.meta["version"] == "6.1.192-2" and art.meta["upstream"] == "v6.1.192"
-    assert art.image.read_bytes().startswith(b"not-a-real-kernel")
+    assert art.meta["version"] == "6.1.192-2" and art.upstream == "v6.1.192"
+    assert art.image.read_bytes().endswith(b"not-a-real-kernel-6.1.0-56-amd64")
     assert art.modules is not None and (art.modules / "modules.dep").exists()  # depmod ran
     assert art.config_value("VETH") == "m"
 
@@ -82,7 +88,7 @@ def _ubuntu_build(folder: Path, version: str, stamp: str, *, modules: bool = Tru
         return [kernel_image_deb(folder / name, rel, stamp, f"linux-image-{rel}")]
     img = folder / f"linux-image-unsigned-{rel}_{stamp}_amd64.deb"
     out = [build_deb(img, f"linux-image-unsigned-{rel}", stamp,
-                     {f"boot/vmlinuz-{rel}": b"kernel " + stamp.encode(),
+                     {f"boot/vmlinuz-{rel}": fake_kernel(b"kernel " + stamp.encode()),
                       f"boot/config-{rel}": b"CONFIG_VIRTIO_BLK=m\n"})]
     if modules:
         mod = folder / f"linux-modules-{rel}_{stamp}_amd64.deb"
@@ -133,7 +139,7 @@ def test_mainline_new_layout_picks_newest_build(tmp_cache: Path, mainline_root: 
     with serve(mainline_root) as url:
         art = UbuntuMainlineSource(base_url=url).resolve("v5.7.1")
     assert art.release == "5.7.1-050701-generic"
-    assert art.image.read_bytes() == b"kernel 5.7.1-050701.202006101400"
+    assert art.image.read_bytes().endswith(b"kernel 5.7.1-050701.202006101400")
     assert art.meta["build"] == "5.7.1-050701.202006101400"
     assert art.modules is not None
 
@@ -204,4 +210,5 @@ def test_spec_errors() -> None:
         split_spec("6.1")
     with pytest.raises(UserError, match="unknown source 'fedora'"):
         split_spec("fedora:40")
-    assert shutil.which("dpkg-deb")
+    with pytest.raises(UserError, match="expected SOURCE:REF"):
+        split_spec("debian:")  # a known source with nothing to resolve

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
+import pytest
+
 from bisector.reproducer import Rule, VerdictRules
 from bisector.verdict import (
-    Decision,
     Iteration,
+    Outcome,
     StepResult,
     Verdict,
-    decide,
+    can_stop_early,
+    combine,
     find_crash,
     judge_iteration,
-    settled,
 )
 
 RULES = VerdictRules(good=Rule(exit_status=[0], output="unchanged"),
@@ -70,18 +72,18 @@ def test_timeout_skip_unless_declared() -> None:
     assert judge_iteration(hung, rules).verdict is Verdict.BAD
 
 
-def test_thresholds_and_settled() -> None:
+def test_thresholds_and_can_stop_early() -> None:
     rules = RULES.model_copy(update={"repeat": 5, "bad_threshold": 2, "good_threshold": 4})
-    g, b, s = (Decision(Verdict.GOOD, "g"), Decision(Verdict.BAD, "b"),
-               Decision(Verdict.SKIP, "s"))
-    assert decide([g, b, g, g, g], rules).verdict is Verdict.GOOD
-    assert decide([g, b, b], rules).verdict is Verdict.BAD
-    assert decide([g, s, s, b, g], rules).verdict is Verdict.SKIP
-    assert settled([b, b], rules)
-    assert not settled([g, g, g], rules)
-    assert not settled([s, s, b], rules)  # a second bad is still possible
-    assert settled([s, s, s, s], rules)  # neither threshold reachable any more
-    out = decide([g, b, g, g, g], rules)
+    g, b, s = (Outcome(Verdict.GOOD, "g"), Outcome(Verdict.BAD, "b"),
+               Outcome(Verdict.SKIP, "s"))
+    assert combine([g, b, g, g, g], rules).verdict is Verdict.GOOD
+    assert combine([g, b, b], rules).verdict is Verdict.BAD
+    assert combine([g, s, s, b, g], rules).verdict is Verdict.SKIP
+    assert can_stop_early([b, b], rules)
+    assert not can_stop_early([g, g, g], rules)
+    assert not can_stop_early([s, s, b], rules)  # a second bad is still possible
+    assert can_stop_early([s, s, s, s], rules)  # neither threshold reachable any more
+    out = combine([g, b, g, g, g], rules)
     assert out.counts == {"good": 4, "bad": 1, "skip": 0}
 
 
@@ -90,3 +92,22 @@ def test_find_crash() -> None:
     assert find_crash("[ 1] WARNING: CPU: 0 PID: 1 at net/core/dev.c:1 x") is not None
     assert find_crash("ip_tunnel: non-ECT from 10.254.3.1 with TOS=0x1") is None
     assert Verdict.SKIP.exit_code == 125 and Verdict.BAD.exit_code == 1
+
+
+def test_rule_fields_are_read_from_the_rule_type() -> None:
+    """A new criterion added to Rule without a matcher must not be silently ignored."""
+
+    class Extended(Rule):
+        uptime_below: int | None = None
+
+    rules = VerdictRules(good=Rule(exit_status=[0]),
+                         bad=Extended(exit_status=[1], uptime_below=5))
+    it = Iteration(steps=[StepResult("t", "run", "x", 1)])
+    with pytest.raises(NotImplementedError, match="uptime_below"):
+        judge_iteration(it, rules)
+
+
+def test_console_only_rule_is_known_from_its_fields() -> None:
+    rules = VerdictRules(good=Rule(exit_status=[0]), bad=Rule(console="BUG: the bug"))
+    it = Iteration(steps=[StepResult("t", "run", "x", 0)], kernel_log="BUG: the bug\n")
+    assert judge_iteration(it, rules).verdict is Verdict.BAD

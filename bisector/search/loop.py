@@ -1,0 +1,62 @@
+"""The bisection loop: ask the search for a candidate, test it, record it, mark it.
+
+It knows nothing about kernels or QEMU: the tester (build/boot/run, or a
+script in unit tests) and the recorder (the store) are passed in, and a
+:class:`Handler` receives progress events (the CLI prints them, the sweep logs
+them, tests collect them), as in mozregression's Bisector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..outcomes import Stage, StageResult, Step
+from .base import Bisection
+
+
+class Handler:
+    """Progress events; the default does nothing (subclass what you need)."""
+
+    def stage_started(self, stage: Stage, bisection: Bisection) -> None: ...
+
+    def step_started(self, stage: Stage, index: int, candidate: str, left: int) -> None: ...
+
+    def step_finished(self, stage: Stage, index: int, step: Step) -> None: ...
+
+    def stage_finished(self, stage: Stage, result: StageResult) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+
+#: (stage, candidate) -> the tested step; a Step whose stage/candidate are those given
+Tester = Callable[[Stage, str], Step]
+#: persist a finished step (before the search hears of it, so a crash loses nothing)
+Recorder = Callable[[Step], None]
+
+
+class Bisector:
+    """Runs a bisection to the end: ask, test, record, mark."""
+
+    def __init__(self, tester: Tester, handler: Handler | None = None,
+                 recorder: Recorder | None = None) -> None:
+        self.tester = tester
+        self.handler = handler or Handler()
+        self.recorder = recorder
+
+    def run(self, stage: Stage, bisection: Bisection, start_index: int = 0) -> StageResult:
+        self.handler.stage_started(stage, bisection)
+        index = start_index
+        while True:
+            cand = bisection.next()
+            if cand is None:
+                break
+            index += 1
+            self.handler.step_started(stage, index, cand, bisection.steps_left())
+            step = self.tester(stage, cand)
+            if self.recorder is not None:
+                self.recorder(step)
+            bisection.mark(cand, step.verdict)
+            self.handler.step_finished(stage, index, step)
+        result = bisection.result()
+        self.handler.stage_finished(stage, result)
+        return result

@@ -1,0 +1,125 @@
+"""runner.run is the one place where "this kernel cannot be tested" becomes SKIP.
+
+The kernel resolver and the VM boundary are scripted; the runner, the tester
+and the evidence they write are real.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bisector import reproducer, runner
+from bisector.errors import InfraError, Untestable
+from bisector.kernel.base import KernelArtifact, KernelUnavailable
+from bisector.kernel.gitbuild import BuildFailure, BuildStats
+from bisector.outcomes import Stage
+from bisector.tester import KernelTester
+from bisector.verdict import Outcome, Verdict
+from bisector.vm import BootFailure
+
+REPO = Path(__file__).resolve().parents[2]
+GRE = REPO / "reproducers" / "gre-ecn-mac-corruption.yaml"
+
+
+class Resolver:
+    """Stands in for KernelResolver: returns an artifact or raises what it is given."""
+
+    def __init__(self, result: KernelArtifact | Exception, stats: BuildStats | None = None
+                 ) -> None:
+        self.result, self.stats = result, stats
+
+    def resolve(self, spec: str) -> KernelArtifact:
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
+
+    def build_stats(self, spec: str) -> BuildStats | None:
+        return self.stats
+
+
+def artifact(tmp_path: Path, config: str | None) -> KernelArtifact:
+    root = tmp_path / "kernel"
+    root.mkdir(exist_ok=True)
+    cfg = None
+    if config is not None:
+        cfg = root / "config"
+        cfg.write_text(config)
+    return KernelArtifact(spec="git:abc", release="6.1.0", image=root / "bzImage",
+                          modules=None, config=cfg, root=root)
+
+
+FULL = "".join(f"CONFIG_{o}=y\n" for o in
+               ("NET_NS", "VETH", "NET_IPGRE_DEMUX", "NET_IPGRE", "PACKET"))
+
+
+@pytest.mark.parametrize(("error", "reason"), [
+    (BuildFailure("git:abc does not build: error: x", Path("/logs/build.log")), "does not build"),
+    (KernelUnavailable("ubuntu-mainline:v5.7: the amd64 build failed"), "build failed"),
+])
+def test_kernel_that_cannot_be_had_is_skip(tmp_path: Path, error: Untestable,
+                                           reason: str) -> None:
+    repro = reproducer.load(GRE)
+    res = runner.run("git:abc", repro, tmp_path, kernels=Resolver(error))  # type: ignore[arg-type]
+    assert res.verdict is Verdict.SKIP and reason in res.reason
+    assert reason in (tmp_path / "untestable.txt").read_text()
+    assert json.loads((tmp_path / "result.json").read_text())["verdict"] == "skip"
+
+
+def test_missing_config_option_is_skip(tmp_path: Path) -> None:
+    repro = reproducer.load(GRE)
+    art = artifact(tmp_path, "CONFIG_NET_NS=y\n")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    res = runner.run("git:abc", repro, run_dir, kernels=Resolver(art))  # type: ignore[arg-type]
+    assert res.verdict is Verdict.SKIP and "kernel config lacks CONFIG_VETH" in res.reason
+
+
+def test_unknown_config_is_said_not_passed_silently(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "boot_and_test",
+                        lambda *a: Outcome(Verdict.GOOD, "scripted"))
+    res = runner.run("local:x", reproducer.load(GRE), tmp_path,
+                     kernels=Resolver(artifact(tmp_path, None)))  # type: ignore[arg-type]
+    assert res.verdict is Verdict.GOOD
+    assert res.notes == ["kernel config unknown: required options not checked "
+                         "(CONFIG_NET_NS, CONFIG_VETH, CONFIG_NET_IPGRE_DEMUX, "
+                         "CONFIG_NET_IPGRE, CONFIG_PACKET)"]
+
+
+def test_boot_failure_is_skip_and_infra_error_is_not(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    art = artifact(tmp_path, FULL)
+
+    def panics(*a: object) -> Outcome:
+        raise BootFailure("kernel crashed during boot: Kernel panic", tmp_path / "console.log")
+
+    monkeypatch.setattr(runner, "boot_and_test", panics)
+    res = runner.run("git:abc", reproducer.load(GRE), tmp_path,
+                     kernels=Resolver(art))  # type: ignore[arg-type]
+    assert res.verdict is Verdict.SKIP and "Kernel panic" in res.reason
+
+    def qemu_missing(*a: object) -> Outcome:
+        raise InfraError("qemu failed to start")
+
+    monkeypatch.setattr(runner, "boot_and_test", qemu_missing)
+    with pytest.raises(InfraError):
+        runner.run("git:abc", reproducer.load(GRE), tmp_path,
+                   kernels=Resolver(art))  # type: ignore[arg-type]
+    assert json.loads((tmp_path / "result.json").read_text())["error"].startswith("InfraError")
+
+
+def test_tester_turns_a_build_failure_into_a_skip_step(tmp_path: Path) -> None:
+    log = tmp_path / "build.log"
+    log.write_text("error: boom\n")
+    stats = BuildStats(rev="abc", commit="abc", config_s=1.0, build_s=9.5)
+    tester = KernelTester(reproducer.load(GRE), runner.RunOptions(),
+                          Resolver(BuildFailure("git:abc does not build: boom", log),
+                                   stats),  # type: ignore[arg-type]
+                          say=lambda s: None)
+    step = tester(Stage.GIT, "a" * 40, tmp_path)
+    assert step.verdict is Verdict.SKIP and step.stage is Stage.GIT
+    assert step.build_log == str(log) and step.build_s == 10.5 and not step.cached
+    assert step.run_dir == str(tmp_path)
