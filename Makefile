@@ -11,7 +11,7 @@ STAMPS := build/stamps
 PYTEST_ARGS ?=
 
 APT_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap openssh-client ca-certificates \
-	busybox-static e2fsprogs kmod zstd xz-utils gpgv debian-archive-keyring \
+	busybox-static e2fsprogs kmod zstd xz-utils gpgv gnupg debian-archive-keyring \
 	python3 python3-venv python3-dev git make gcc ccache bc bison flex libelf-dev \
 	libssl-dev cpio dwarves rsync perl
 

@@ -47,7 +47,7 @@ from .outcomes import (
     Step,
     Terms,
 )
-from .paths import slug
+from .paths import reap_killed_runs, slug
 from .search import Handler, parse_bisect_log
 from .stages import ListPlan, git_stage, list_stage, map_upstream, plan_list, verify
 from .store import Campaign, Store
@@ -78,6 +78,8 @@ class BisectArgs:
     memory_mb: int = 1024
     cpus: int = 2
     report_dir: str | None = None
+    #: let a list bisection over a distro's kernels cross upstream series
+    across_series: bool = False
 
     def __post_init__(self) -> None:
         # campaigns stored before several endpoints were allowed hold plain strings
@@ -127,7 +129,7 @@ def plan_campaign(args: BisectArgs, terms: Terms, kernels: KernelResolver) -> Pl
             raise UserError("a bisection over prebuilt kernels takes one --good and one --bad")
         if args.tree:
             kernels.git_source  # noqa: B018 - checks the tree now, not after the list stage
-        return Plan(olds, new, list_plan=plan_list(olds[0], new))
+        return Plan(olds, new, list_plan=plan_list(olds[0], new, args.across_series))
     if any(is_prebuilt(e) for e in ends):
         raise UserError("--good and --bad must all be prebuilt kernels "
                         "(debian:…, ubuntu-mainline:…) or all git revisions")
@@ -176,6 +178,7 @@ class CampaignRunner:
         existing = self.store.find_unfinished(key)
         if existing is not None:
             self.campaign = existing
+            reap_killed_runs(existing.dir)  # step directories of a killed earlier attempt
             for s in self.store.steps(existing.id):
                 self.recorded.setdefault(s.candidate, s)
             self.handler.message(f"resuming campaign {existing.id}: "
@@ -288,6 +291,7 @@ class CampaignRunner:
 
     def _list_answer(self, plan: ListPlan, lst: StageResult, result: CampaignResult) -> None:
         result.stages.append(StageRecord(stage=Stage.LIST, **asdict(lst)))
+        result.list_note = plan.note
         upstream = {e.spec: e.upstream for e in plan.items}
         result.first_kernel, result.last_old_kernel = lst.first, lst.last_old
         result.first_upstream = upstream.get(lst.first or "")

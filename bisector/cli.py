@@ -166,7 +166,8 @@ def _bisect_args(args: argparse.Namespace) -> BisectArgs:
                       term_old=args.term_old, term_new=args.term_new,
                       fragments=args.config_fragment, verify=not args.no_verify,
                       replay=args.replay, accel=args.accel, boot_timeout=args.boot_timeout,
-                      memory_mb=args.memory, cpus=args.cpus, report_dir=args.report_dir)
+                      memory_mb=args.memory, cpus=args.cpus, report_dir=args.report_dir,
+                      across_series=args.across_series)
 
 
 def _cmd_bisect(args: argparse.Namespace) -> int:
@@ -226,14 +227,31 @@ def _cmd_repro_validate(args: argparse.Namespace) -> int:
 
 def _cmd_kernels_list(args: argparse.Namespace) -> int:
     from . import kernel
+    from .kernel.ubuntu import UbuntuMainlineSource
 
-    if args.source == kernel.resolver.GIT_PREFIX:
+    mainline = None
+    if args.source == UbuntuMainlineSource.prefix:
+        src = kernel.source_for(args.source)
+        mainline = src if isinstance(src, UbuntuMainlineSource) else None
+    given = [o for o, v in (("VERSION", args.selector), ("--all", args.all),
+                            ("--rc/--no-rc", args.rc is not None), ("--flavour", args.flavour),
+                            ("--arch", args.arch)) if v]
+    if mainline is not None:
+        # the mainline tools' listing: build status per version, failed ones hidden
+        mainline.choose(args.flavour, args.arch)
+        entries = mainline.builds(args.selector, rc=args.rc, all_builds=args.all)
+    elif given:
+        raise UserError(f"kernels list {args.source}: {', '.join(given)} only apply to "
+                        "ubuntu-mainline")
+    elif args.source == kernel.resolver.GIT_PREFIX:
         entries = kernel.KernelResolver(Path(args.tree) if args.tree else None
                                         ).git_source.available()
     else:
         entries = kernel.listing(args.source)
     if not entries:
-        print(f"{args.source}: nothing to list (this source takes explicit paths)")
+        print(f"{args.source}: nothing to list " + (
+            "(no usable build; --all shows failed ones)" if mainline is not None
+            else "(this source takes explicit paths)"))
     for e in entries:
         print(f"{e.spec:40} {e.version:28} {e.note}")
     return 0
@@ -252,6 +270,51 @@ def _cmd_kernels_fetch(args: argparse.Namespace) -> int:
                           "initrd": str(files.initrd) if files.initrd else None,
                           "upstream": art.upstream, "meta": art.meta}, indent=2))
     return 0
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):,.0f} MiB"
+
+
+def _cmd_cache_du(args: argparse.Namespace) -> int:
+    from . import cache
+    from .paths import cache_dir
+
+    parts = cache.usage()
+    print(f"cache: {cache_dir()}")
+    for name, size in sorted(parts.items()):
+        print(f"{_mib(size):>12}  {name}")
+    print(f"{_mib(sum(parts.values())):>12}  total")
+    return 0
+
+
+def _cmd_cache_prune(args: argparse.Namespace) -> int:
+    from . import cache
+    from .store import Store
+
+    if args.keep is None and args.older_than is None:
+        raise UserError("cache prune: give --keep N and/or --older-than AGE (e.g. 30d)")
+    since = Store().oldest_running_since()
+    chosen = cache.select(cache.prunable(), keep=args.keep, older_than=args.older_than,
+                          protect_since=since)
+    removed = chosen if args.dry_run else cache.remove(chosen)
+    verb = "would remove" if args.dry_run else "removed"
+    for e in removed:
+        print(f"{verb} {e.path} ({_mib(e.size)})")
+    kept = " (kept everything used since the oldest resumable campaign started)" \
+        if since is not None else ""
+    print(f"{verb} {len(removed)} item(s), {_mib(sum(e.size for e in removed))}{kept}")
+    return 0
+
+
+def _age(text: str) -> float:
+    from .cache import parse_age
+
+    try:
+        return parse_age(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give an age like 30d, 12h or 90m") \
+            from None
 
 
 def _cmd_image_build(args: argparse.Namespace) -> int:
@@ -369,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-verify", action="store_true",
                    help="do not test the endpoints before bisecting")
     b.add_argument("--replay", metavar="LOG", help="seed the bisection with a git bisect log")
+    b.add_argument("--across-series", action="store_true",
+                   help="let a bisection over distro kernels cross upstream series "
+                        "(6.1.y → 6.12.y): their backports make the order unreliable")
     b.add_argument("--report-dir", help="where to write report.{md,html,json}")
     b.set_defaults(func=_cmd_bisect)
 
@@ -381,11 +447,36 @@ def build_parser() -> argparse.ArgumentParser:
     kl = ksub.add_parser("list", help="list kernels a source can provide")
     kl.add_argument("source", help="debian, ubuntu-mainline, local, git (tags of --tree)")
     kl.add_argument("--tree", help="kernel git checkout (for git)")
+    kl.add_argument("selector", nargs="?", metavar="VERSION",
+                    help="ubuntu-mainline: latest, a series (v6.1 or v6.1.y: its newest "
+                         "build) or one version (v6.1.5, v6.2-rc3)")
+    kl.add_argument("--all", action="store_true",
+                    help="ubuntu-mainline: list failed builds too (marked failed)")
+    kl.add_argument("--rc", action=argparse.BooleanOptionalAction, default=None,
+                    help="ubuntu-mainline: release candidates (default: listed, but latest "
+                         "and a series pick one only with --rc)")
+    kl.add_argument("--flavour", help="ubuntu-mainline: generic (default, or "
+                                      "$BISECTOR_UBUNTU_FLAVOUR), lowlatency, generic-64k …")
+    kl.add_argument("--arch", help="ubuntu-mainline: amd64 (default, or $BISECTOR_UBUNTU_ARCH),"
+                                   " arm64, ppc64el …")
     kl.set_defaults(func=_cmd_kernels_list)
     kf = ksub.add_parser("fetch", help="download/unpack (or build) kernels into the cache")
     kf.add_argument("specs", nargs="+")
     kf.add_argument("--tree", help="kernel git checkout (for git:REV specs)")
     kf.set_defaults(func=_cmd_kernels_fetch)
+
+    ca = sub.add_parser("cache", help="what the cache holds; make room")
+    csub = ca.add_subparsers(dest="cache_command", required=True)
+    cd = csub.add_parser("du", help="bytes held per part of the cache")
+    cd.set_defaults(func=_cmd_cache_du)
+    cp = csub.add_parser("prune", help="remove least recently used kernels and downloads "
+                                       "(never what a resumable campaign may need)")
+    cp.add_argument("--keep", type=_bounded_int(0, 1 << 20), metavar="N",
+                    help="keep the N most recently used of each kind")
+    cp.add_argument("--older-than", type=_age, metavar="AGE",
+                    help="remove what was not used for AGE (30d, 12h, 90m)")
+    cp.add_argument("--dry-run", action="store_true", help="only say what would go")
+    cp.set_defaults(func=_cmd_cache_prune)
 
     im = sub.add_parser("image", help="the guest root image")
     isub = im.add_subparsers(dest="image_command", required=True)

@@ -189,6 +189,8 @@ class CampaignResult(_Model):
     last_old_kernel: str | None = None
     first_upstream: str | None = None
     last_old_upstream: str | None = None
+    #: which kernels a list stage walked, and why those (mainline vs stable, series)
+    list_note: str = ""
     #: INCONCLUSIVE: what is left
     candidates: list[CommitInfo] = []
     candidate_kernels: list[str] = []

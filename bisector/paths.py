@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -43,8 +44,9 @@ def slug(text: str) -> str:
 
 
 def new_run_dir(kernel: str, repro: str, parent: Path | None = None) -> Path:
-    """A fresh, unique directory for one run's evidence."""
+    """A fresh, unique directory for one run's evidence (dead siblings are reaped first)."""
     root = parent or runs_dir()
+    reap_killed_runs(root)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = root / f"{stamp}-{slug(kernel)}-{slug(repro)}"
     path = base
@@ -111,3 +113,64 @@ def write_atomic(path: Path, text: str) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise os_error(exc, f"writing {path}") from exc
+
+
+#: in a run directory while its run is in progress: who runs it (pid and start time)
+RUN_PID = "run.pid"
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of ``pid`` (field 22 of /proc/PID/stat), None if it is gone."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat_line.rsplit(")", 1)[1].split()[19]
+
+
+def mark_running(run_dir: Path) -> None:
+    """Say that this process runs ``run_dir``; a ``kill -9`` leaves the file behind."""
+    pid = os.getpid()
+    write_atomic(run_dir / RUN_PID, json.dumps({"pid": pid, "start": _process_start(pid)}))
+
+
+def mark_finished(run_dir: Path) -> None:
+    (run_dir / RUN_PID).unlink(missing_ok=True)
+
+
+def reap_killed_runs(root: Path) -> list[Path]:
+    """Run directories whose process died without finishing (SIGKILL, power loss):
+    record ``"status": "killed"`` in their ``result.json`` and drop the overlay disk.
+
+    The pid's start time is compared too, so a reused pid is not taken for the run."""
+    reaped: list[Path] = []
+    try:
+        pidfiles = list(root.glob(f"*/{RUN_PID}")) + list(root.glob(f"campaign-*/*/{RUN_PID}"))
+    except OSError:
+        return reaped
+    for pidfile in pidfiles:
+        try:
+            info = json.loads(pidfile.read_text())
+            started = _process_start(int(info["pid"]))
+            alive = started is not None and started == info.get("start")
+        except (OSError, ValueError, KeyError, TypeError):
+            alive = False
+        if alive:
+            continue
+        run_dir = pidfile.parent
+        result = run_dir / "result.json"
+        try:
+            data = json.loads(result.read_text()) if result.exists() else {}
+        except (OSError, ValueError):
+            data = {}
+        data.update(status="killed", verdict=None, run_dir=str(run_dir),
+                    error="the run's process died without finishing (killed?); "
+                          "its evidence up to then is in this directory")
+        try:
+            result.write_text(json.dumps(data, indent=2))
+            (run_dir / "overlay.qcow2").unlink(missing_ok=True)
+            pidfile.unlink()
+        except OSError:
+            continue
+        reaped.append(run_dir)
+    return reaped

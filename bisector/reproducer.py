@@ -13,7 +13,10 @@ stranger in a mail — so it is untrusted input:
   symlinks included);
 * parameters are rendered with jinja2's *immutable sandbox*
   (StrictUndefined; no globals but the parameters): a template can format
-  values, and cannot reach Python objects, the host or the filesystem.
+  values, and cannot reach Python objects, the host or the filesystem — nor
+  hang or fill memory: a number or repetition too large is refused before it
+  is computed (``9 ** 99999999``, ``'x' * 10 ** 9``), and each field renders
+  within a time and a memory budget (nested loops, ``'x'.rjust(10 ** 10)``).
 
 Nothing in a reproducer runs on the host: its steps run in the guest.
 """
@@ -23,7 +26,12 @@ from __future__ import annotations
 import math
 import os
 import re
+import resource
+import signal
 import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
@@ -42,6 +50,13 @@ MAX_FILE_BYTES = 1 << 20
 MAX_SOURCE_BYTES = 16 << 20
 #: a rendered field larger than this is refused (a template cannot blow up memory)
 MAX_RENDERED_CHARS = 1 << 20
+#: the largest integer (in bits) a template may compute: ~10,000 digits, more than a
+#: value worth formatting, too small for one operation to pin a CPU
+MAX_INT_BITS = 1 << 15
+#: the time one field may take to render (they take milliseconds)
+RENDER_SECONDS = 10.0
+#: the memory one field may take to render, on top of what the process has
+RENDER_MEMORY = 1 << 30
 #: the longest timeout the runner accepts (one day), for steps and iterations
 MAX_TIMEOUT_S = 86400.0
 Seconds = Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)]
@@ -303,6 +318,8 @@ def parse(path: Path) -> tuple[ReproducerSpec, str]:
                         f"{raw[exc.start:exc.start + 1]!r})") from None
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+    except RecursionError:  # PyYAML composes nodes recursively: "[[[[…" 50,000 deep
+        raise UserError(f"{path}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -339,13 +356,20 @@ def load(path: Path, overrides: dict[str, str] | None = None) -> Reproducer:
             known = ", ".join(sorted(params)) or "none"
             raise UserError(f"{path}: unknown parameter '{key}' (declared: {known})")
         params[key] = _coerce(value, params[key])
-    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
+    env = _BoundedSandbox(
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     env.globals.clear()  # no range/lipsum/cycler/joiner/namespace: parameters only
 
     def render(where: str, template: str) -> str:
         try:
-            out = env.from_string(template).render(**params)
+            with _time_budget(RENDER_SECONDS), _memory_cap(RENDER_MEMORY):
+                out = env.from_string(template).render(**params)
+        except _TooSlow:
+            raise UserError(f"{path}: field '{where}': rendering takes longer than "
+                            f"{RENDER_SECONDS:.0f}s (a loop too large?)") from None
+        except MemoryError:
+            raise UserError(f"{path}: field '{where}': rendering needs more than "
+                            f"{RENDER_MEMORY >> 20} MiB of memory") from None
         except jinja2.exceptions.SecurityError as exc:
             raise UserError(f"{path}: field '{where}': refused by the template sandbox: "
                             f"{exc}") from None
@@ -386,6 +410,81 @@ def load(path: Path, overrides: dict[str, str] | None = None) -> Reproducer:
     return Reproducer(spec=spec, path=path, params=params, setup=steps("setup", spec.setup),
                   run=steps("run", spec.run), cleanup=steps("cleanup", spec.cleanup),
                   files=files, text=text)
+
+
+class _TooSlow(BaseException):
+    """Rendering ran out of its time budget (a BaseException: no ``except Exception``
+    on the way may swallow it)."""
+
+
+@contextmanager
+def _time_budget(seconds: float) -> Iterator[None]:
+    """Raise :class:`_TooSlow` in the block after ``seconds`` (SIGALRM: the main thread
+    only, as in the CLI; elsewhere the size checks of :class:`_BoundedSandbox` remain)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise _TooSlow
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL if previous is None else previous)
+
+
+@contextmanager
+def _memory_cap(extra: int) -> Iterator[None]:
+    """Allocations beyond ``extra`` more bytes of address space fail (MemoryError) in the
+    block: one operation cannot take gigabytes (``'x'.rjust(10 ** 10)``)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            used = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    except (OSError, ValueError):
+        yield
+        return
+    cap = used + extra
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    if soft != resource.RLIM_INFINITY and soft <= cap:
+        yield
+        return
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+class _BoundedSandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
+    """The sandbox, with the size of a result checked before one operation computes
+    it: the limit on the rendered text comes too late for ``9 ** 99999999`` (minutes
+    of CPU in one step) or ``'x' * 10 ** 9``."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any,
+                   right: Any) -> Any:
+        ints = all(isinstance(v, int) for v in (left, right))
+        if ints and operator == "**" and right > 0 and \
+                right * max(abs(left).bit_length() - 1, 0) > MAX_INT_BITS:
+            raise jinja2.exceptions.SecurityError(f"{left} ** {right} is too large")
+        if ints and operator == "*" and \
+                abs(left).bit_length() + abs(right).bit_length() > MAX_INT_BITS:
+            raise jinja2.exceptions.SecurityError("an integer product this large")
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(n, int) and \
+                        len(seq) * n > MAX_RENDERED_CHARS:
+                    raise jinja2.exceptions.SecurityError(
+                        f"repeating {len(seq)} items {n} times is over the "
+                        f"{MAX_RENDERED_CHARS} limit")
+        return super().call_binop(context, operator, left, right)
 
 
 def confined_source(path: Path, source: str, index: int) -> Path:

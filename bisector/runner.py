@@ -25,7 +25,7 @@ from .image import GuestImage, ensure_image
 from .kernel.base import KernelArtifact
 from .kernel.bootfiles import boot_files
 from .kernel.resolver import KernelResolver
-from .paths import write_atomic
+from .paths import mark_finished, mark_running, write_atomic
 from .progress import note
 from .reproducer import Reproducer
 from .verdict import (
@@ -79,6 +79,10 @@ class RunResult:
     def to_json(self) -> dict[str, object]:
         d = asdict(self)
         d["verdict"] = self.verdict.value if self.verdict else None
+        #: running, finished (a verdict), error (see ``error``); "killed" is written by
+        #: the next run that finds this one's process gone (paths.reap_killed_runs)
+        d["status"] = ("error" if self.error else "finished" if self.verdict is not None
+                       else "running")
         return d
 
 
@@ -132,13 +136,22 @@ def run(kernel_spec: str, repro: Reproducer, run_dir: Path, opts: RunOptions | N
                          "so the guest can reach the host (10.0.2.2) and beyond")
     timer = Timer(res)
     say = on_phase or note
-    (run_dir / "reproducer.yaml").write_text(repro.text)
-    (run_dir / "params.json").write_text(json.dumps(repro.params, indent=2))
+    # the whole record first (status "running"), then the pid: a run killed from here
+    # on leaves a complete result.json that the next run marks "killed"
+    write_atomic(run_dir / "result.json", json.dumps(res.to_json(), indent=2))
+    mark_running(run_dir)
     try:
+        write_atomic(run_dir / "reproducer.yaml", repro.text)
+        write_atomic(run_dir / "params.json", json.dumps(repro.params, indent=2))
         with timer.phase("kernel"):
             art = artifact or (kernels or KernelResolver(
                 required=repro.spec.requires.config)).resolve(kernel_spec)
         res.release, res.artifact_dir = art.release, str(art.root)
+        signature = art.meta.get("checksums_signature")
+        if isinstance(signature, str) and signature.startswith("not checked"):
+            unsigned = f"{art.spec}: CHECKSUMS signature {signature}"
+            res.notes.append(unsigned)
+            say(unsigned)
         if art.config is not None:
             shutil.copyfile(art.config, run_dir / "kernel.config")
         config_note = check_config(art, repro)
@@ -166,6 +179,7 @@ def run(kernel_spec: str, repro: Reproducer, run_dir: Path, opts: RunOptions | N
         raise
     finally:
         write_atomic(run_dir / "result.json", json.dumps(res.to_json(), indent=2))
+        mark_finished(run_dir)
 
 
 @dataclass
@@ -303,7 +317,7 @@ def _iteration(guest: Guest, vm: VM, repro: Reproducer, run_dir: Path, index: in
                 continue
             break
     except GuestLost as exc:
-        vm.check_qemu()  # QEMU killed or failed: the machinery's fault, not the kernel's
+        vm.check_qemu(settle=1.0)  # QEMU killed or failed: the machinery's fault
         it.guest_lost = True
         log.info("guest lost in iteration %d: %s", n, exc)
     if not it.guest_lost:
@@ -313,7 +327,7 @@ def _iteration(guest: Guest, vm: VM, repro: Reproducer, run_dir: Path, index: in
                                           phase="cleanup", cwd=GUEST_WORKDIR))
             it.kernel_log = guest.output("dmesg")
         except GuestLost:
-            vm.check_qemu()
+            vm.check_qemu(settle=1.0)
             it.guest_lost = True
     if it.guest_lost:
         time.sleep(2.0)  # the console may still be receiving the end of an oops

@@ -14,6 +14,7 @@ where progress goes) so the stages can be read, and tested, one at a time.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,14 +53,38 @@ def verify(ctx: StageContext, olds: Sequence[tuple[str, str]], new: tuple[str, s
 
 @dataclass(frozen=True)
 class ListPlan:
-    """A list bisection's kernels, checked before the campaign starts."""
+    """A list bisection's kernels, checked before the campaign starts, and why these."""
 
     prefix: str
     items: list[kernels.KernelEntry]
+    note: str = ""
 
 
-def plan_list(old: str, new: str) -> ListPlan:
-    """The kernels from ``old`` to ``new`` in their source's order (UserError if not)."""
+#: how a source's list relates to upstream history.  "mainline": the list mixes
+#: Linus's releases/rcs with stable point releases (side branches with backports);
+#: "distro": every kernel is a point release of one upstream series (Debian's ABIs)
+LINEAGE: dict[str, str] = {"ubuntu-mainline": "mainline"}
+
+
+def _series(upstream: str | None) -> tuple[int, int] | None:
+    m = re.match(r"v?(\d+)\.(\d+)", upstream or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def _is_point(upstream: str | None) -> bool:
+    """``v6.1.190`` (a stable point release), not ``v6.1`` or ``v6.2-rc3``."""
+    return bool(re.match(r"v?\d+\.\d+\.\d+", upstream or ""))
+
+
+def plan_list(old: str, new: str, across_series: bool = False) -> ListPlan:
+    """The kernels from ``old`` to ``new`` a list bisection may walk (UserError if none).
+
+    GOOD/BAD is monotonic only along one line of history: within one upstream
+    series (rcs, the release, its stable point releases), or along mainline
+    (releases and rcs).  Across series, a mainline list keeps only mainline
+    kernels (a point-release endpoint is replaced by its series' release, and
+    verified as such); a distro list refuses unless ``across_series``.
+    """
     prefix = old.split(":", 1)[0]
     if new.split(":", 1)[0] != prefix:
         raise UserError(f"{old} and {new} come from different sources; a list bisection "
@@ -73,13 +98,51 @@ def plan_list(old: str, new: str) -> ListPlan:
     i, j = specs.index(old), specs.index(new)
     if i >= j:
         raise UserError(f"{old} is not older than {new} in the {prefix} list")
-    return ListPlan(prefix, entries[i:j + 1])
+    window = entries[i:j + 1]
+    a, b = window[0], window[-1]
+    sa, sb = _series(a.upstream), _series(b.upstream)
+    if sa is None or sb is None or sa == sb:
+        where = f"upstream series {sa[0]}.{sa[1]}" if sa and sa == sb else "the source's order"
+        return ListPlan(prefix, window, f"{len(window)} kernels along {where}")
+    if LINEAGE.get(prefix) == "mainline":
+        return _mainline_plan(prefix, entries, window)
+    if not across_series:
+        raise UserError(f"{old} ({a.upstream}) and {new} ({b.upstream}) are in different "
+                        "upstream series, whose point releases carry different backports: "
+                        "bisect within one series, or pass --across-series")
+    return ListPlan(prefix, window, f"{len(window)} kernels across upstream series "
+                                    f"{sa[0]}.{sa[1]} … {sb[0]}.{sb[1]} (--across-series)")
+
+
+def _mainline_plan(prefix: str, entries: list[kernels.KernelEntry],
+                   window: list[kernels.KernelEntry]) -> ListPlan:
+    by_upstream = {e.upstream: e for e in entries}
+    ends = []
+    notes = []
+    for end in (window[0], window[-1]):
+        if _is_point(end.upstream):
+            sr = _series(end.upstream)
+            assert sr is not None
+            base = by_upstream.get(f"v{sr[0]}.{sr[1]}")
+            if base is None:
+                raise UserError(f"{end.spec} is a stable point release and its series' "
+                                f"release v{sr[0]}.{sr[1]} is not in the {prefix} list")
+            notes.append(f"{end.spec} → {base.spec}")
+            end = base
+        ends.append(end)
+    lo, hi = entries.index(ends[0]), entries.index(ends[1])
+    items = [ends[0], *[e for e in entries[lo + 1:hi] if not _is_point(e.upstream)], ends[1]]
+    note = (f"{len(items)} mainline kernels (releases and rcs, {ends[0].spec} … {ends[1].spec});"
+            " stable point releases are left out: they carry backports on side branches")
+    if notes:
+        note += "; endpoints replaced by their series' release: " + ", ".join(notes)
+    return ListPlan(prefix, items, note)
 
 
 def list_stage(ctx: StageContext, plan: ListPlan, do_verify: bool) -> StageResult | str:
     """Verify the endpoints, then bisect the list; a string explains a mismatch."""
     items = [e.spec for e in plan.items]
-    ctx.handler.message(f"list stage: {len(items)} kernels from {items[0]} to {items[-1]}")
+    ctx.handler.message(f"list stage: {plan.note}")
     if do_verify:
         why = verify(ctx, [(items[0], f"endpoint {items[0]}")],
                      (items[-1], f"endpoint {items[-1]}"))

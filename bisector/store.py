@@ -122,6 +122,14 @@ class Store:
         row = self.db.execute(q, params).fetchone()
         return self._campaign(row) if row else None
 
+    def oldest_running_since(self) -> float | None:
+        """When the oldest campaign still RUNNING (resumable) started, as a Unix time."""
+        row = self.db.execute("SELECT MIN(created) AS t FROM campaigns WHERE status = ?",
+                              (CampaignStatus.RUNNING.value,)).fetchone()
+        if row is None or row["t"] is None:
+            return None
+        return time.mktime(time.strptime(row["t"], "%Y-%m-%dT%H:%M:%S"))
+
     def finish(self, cid: int, status: CampaignStatus, result: dict[str, Any]) -> None:
         self.db.execute("UPDATE campaigns SET status = ?, result = ?, updated = ? WHERE id = ?",
                         (status.value, json.dumps(result), self._now(), cid))

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Protocol
 
 from . import runner
+from .errors import DownloadError
 from .kernel.resolver import KernelResolver, is_prebuilt
 from .outcomes import Stage, Step
 from .progress import note
 from .reproducer import Reproducer
+from .verdict import Verdict
 
 
 class StepTester(Protocol):
@@ -44,8 +46,17 @@ class KernelTester:
 
     def __call__(self, stage: Stage, candidate: str, step_dir: Path) -> Step:
         spec = spec_for(candidate)
-        res = runner.run(spec, self.repro, step_dir, self.opts, kernels=self.kernels,
-                         on_phase=self.say)
+        try:
+            res = runner.run(spec, self.repro, step_dir, self.opts, kernels=self.kernels,
+                             on_phase=self.say)
+        except DownloadError as exc:
+            if not is_prebuilt(candidate):
+                raise
+            # one released kernel that cannot be fetched (after retries and mirrors: an
+            # outage, a missing CHECKSUMS entry) is that kernel's SKIP, not the campaign's end
+            self.say(f"{candidate}: {exc}")
+            return Step(stage=stage, candidate=candidate, verdict=Verdict.SKIP,
+                        reason=f"download failed: {exc}", run_dir=str(step_dir))
         assert res.verdict is not None
         stats = self.kernels.build_stats(spec)
         build_log = res.untestable_log

@@ -19,6 +19,7 @@ SSH host key, like any other infrastructure error, stops the run.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import dataclasses
 import enum
 import hashlib
@@ -387,14 +388,22 @@ class VM:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def check_qemu(self) -> None:
+    def check_qemu(self, settle: float = 0.0) -> None:
         """Raise InfraError when QEMU itself failed or was killed.
+
+        ``settle``: wait that long for QEMU to exit first (after a lost SSH
+        session the socket may close a moment before the process is reaped).
 
         With ``-no-reboot`` a guest that panics, resets or powers off makes QEMU
         exit 0: that is the kernel's doing (SKIP, or the bug).  Any other exit
         status, or death by a signal, is QEMU's (or someone killing it): never a
         verdict on the kernel."""
-        if self.process is None or self.process.poll() is None:
+        if self.process is None:
+            return
+        if settle > 0:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=settle)
+        if self.process.poll() is None:
             return
         code = self.process.returncode
         if code == 0:

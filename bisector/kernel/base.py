@@ -9,6 +9,7 @@ are never downloaded or unpacked twice.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
@@ -18,6 +19,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import InfraError, Untestable, UserError
+
+#: touched in an artifact's directory each time it is used
+LAST_USED = ".last-used"
 
 
 class KernelUnavailable(Untestable):
@@ -65,6 +69,12 @@ class KernelArtifact:
         for k in ("image", "modules", "config", "root"):
             data[k] = str(data[k]) if data[k] is not None else None
         (self.root / "artifact.json").write_text(json.dumps(data, indent=2, sort_keys=True))
+        self.touch()
+
+    def touch(self) -> None:
+        """Note that the artifact was used now (``bisector cache prune`` keeps recent ones)."""
+        with contextlib.suppress(OSError):
+            (self.root / LAST_USED).touch()
 
     @classmethod
     def load(cls, root: Path) -> KernelArtifact | None:
@@ -79,6 +89,7 @@ class KernelArtifact:
                   upstream=data.get("upstream"))
         if not art.image.exists():
             return None
+        art.touch()
         return art
 
 

@@ -1,15 +1,25 @@
-"""``debian:<abi>``: Debian's prebuilt kernels from its archive.
+"""``debian:<abi>``: Debian's prebuilt kernels from its archive, and from snapshot.debian.org.
 
 Resolution follows the archive's chain of trust: ``InRelease`` (GPG-verified
-with gpgv and the Debian archive keyring when both are present) gives the
+with gpgv and the Debian archive keyrings when they are present) gives the
 sha256 of ``Packages.xz``; ``Packages`` gives the sha256 of the .deb; the .deb
-is verified before it is unpacked.  Several suites are searched (bookworm,
+is verified before it is unpacked.  Only the text the signature covers is
+parsed (``gpgv --output -``): lines an attacker adds around the signed block
+of an ``InRelease`` carry no weight.  Several suites are searched (bookworm,
 bookworm-updates, bookworm-security by default) and the newest package
 version of the requested ABI wins.
 
+An ABI the configured suites no longer carry (``debian:6.1.0-47``) is looked
+up on snapshot.debian.org (:mod:`bisector.kernel.snapshot`) and verified the
+same way, through the signed ``InRelease`` of the suite that listed it when
+snapshot first saw the file.  Without a keyring snapshot is not asked: its
+API alone is not signed.
+
 Archives are configurable (``BISECTOR_DEBIAN_ARCHIVES``: space-separated
 ``URL=suite,suite`` items), so a snapshot.debian.org timestamp or a local
-mirror works the same way.
+mirror works the same way; so are the snapshot service
+(``BISECTOR_DEBIAN_SNAPSHOT``, ``none`` to never ask it) and the keyrings
+(``BISECTOR_DEBIAN_KEYRING``: paths separated by ``:``, or ``none``).
 """
 
 from __future__ import annotations
@@ -21,10 +31,10 @@ import os
 import re
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import requests
 from debian.deb822 import Packages
 from debian.debian_support import Version
 
@@ -33,18 +43,24 @@ from ..errors import DownloadError, UserError
 from ..paths import cache_dir
 from .base import KernelArtifact, KernelEntry
 from .debs import artifact_from_debs
-from .fetch import download, get_bytes
+from .fetch import download, get_bytes, new_session
+from .snapshot import DEFAULT_SNAPSHOT, SnapshotClient, preference, suites
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ARCHIVES = ("http://deb.debian.org/debian=bookworm,bookworm-updates "
                     "http://deb.debian.org/debian-security=bookworm-security")
-KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+#: the current keys, and the retired ones that signed older releases (snapshot's indexes)
+KEYRINGS = (Path("/usr/share/keyrings/debian-archive-keyring.gpg"),
+            Path("/usr/share/keyrings/debian-archive-removed-keys.gpg"))
 INDEX_TTL = 6 * 3600
 ARCH = "amd64"
-PKG_RE = re.compile(
-    r"^linux-image-(?P<abi>\d+\.\d+(?:\.\d+)?(?:-\d+|\+deb\d+))-(?P<flavour>(?:[a-z]+-)?amd64)"
-    r"-unsigned$")
+#: ``6.1.0-56``, ``6.1.0-0.deb11.13`` (bullseye's backports/security ABI), ``5.10.0-0.bpo.15``,
+#: ``6.12.41+deb13``, ``6.12.90+deb13.1``, ``6.12.22+bpo`` (bookworm-backports)
+ABI = (r"\d+\.\d+(?:\.\d+)?"
+       r"(?:-\d+(?:\.(?:deb\d+|bpo)\.\d+)?|\+(?:deb\d+|bpo)(?:\.\d+)?)")
+PKG_RE = re.compile(rf"^linux-image-(?P<abi>{ABI})-(?P<flavour>(?:[a-z]+-)?amd64)-unsigned$")
+REF_RE = re.compile(rf"(?P<abi>{ABI})(?:-(?P<flavour>[a-z]+))?")
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,10 @@ class Package:
     size: int
     archive: str
     suite: str
+    #: where the bytes come from when not ``url`` (snapshot's ``/file/<sha1>``)
+    fetch_url: str = ""
+    #: what the sha256 above was taken from, for the artifact's provenance
+    verified_by: str = ""
 
     @property
     def url(self) -> str:
@@ -74,6 +94,27 @@ class Package:
         """``6.1.192-2`` → ``v6.1.192`` (the upstream tag the package is based on)."""
         up = self.version.split("-")[0].split("~")[0]
         return "v" + up
+
+
+@dataclass(frozen=True)
+class KernelRef:
+    """What ``debian:<ref>`` asks for: ``6.12.22+bpo-rt`` → ABI, flavour, package name."""
+
+    abi: str
+    flavour: str
+
+    @property
+    def package(self) -> str:
+        return f"linux-image-{self.abi}-{self.flavour}-unsigned"
+
+
+def parse_ref(ref: str) -> KernelRef:
+    m = REF_RE.fullmatch(ref)
+    if not m:
+        raise UserError(f"debian:{ref}: expected an ABI like 6.1.0-56, 6.12.115+deb12, "
+                        "6.12.22+bpo or 6.1.0-0.deb11.13 (optionally -cloud / -rt)")
+    flavour = f"{m.group('flavour')}-amd64" if m.group("flavour") else "amd64"
+    return KernelRef(m.group("abi"), flavour)
 
 
 def parse_archives(text: str) -> list[Archive]:
@@ -87,12 +128,54 @@ def parse_archives(text: str) -> list[Archive]:
 
 
 def strip_clearsign(text: str) -> str:
-    """The signed body of an InRelease file (armor removed, dash-escaping undone)."""
+    """The body of a clearsigned InRelease that is *not* verified (no keyring): armor
+    removed, dash-escaping undone.  A verified one is parsed from gpgv's output instead."""
     if not text.startswith("-----BEGIN PGP SIGNED MESSAGE-----"):
         return text
     body = text.split("\n\n", 1)[1]
     body = body.split("\n-----BEGIN PGP SIGNATURE-----", 1)[0]
     return "\n".join(ln[2:] if ln.startswith("- ") else ln for ln in body.splitlines()) + "\n"
+
+
+def signature_problem(returncode: int, status: list[list[str]]) -> str | None:
+    """Why gpgv's verdict (``--status-fd`` lines, keyword first) is not "signed by a key we
+    trust", or None.
+
+    Debian signs each InRelease with several keys; a keyring that lacks one of them
+    (a key newer than the installed keyring) makes gpgv exit 2 although another
+    signature is good.  That is accepted, as apt does; a bad signature, a second
+    signed message in the file, or any other error is not.
+    """
+    words = [s[0] for s in status if s]
+    if "BADSIG" in words:
+        return "bad signature"
+    if words.count("PLAINTEXT") > 1 or "ERROR" in words or "FAILURE" in words:
+        return "not one signed message"
+    if "VALIDSIG" not in words:
+        return "no good signature by a key in the keyrings"
+    for s in status:
+        if s[0] == "ERRSIG" and (len(s) < 7 or s[6] != "9"):  # 9: no public key
+            return "a signature could not be checked"
+    if returncode != 0 and "NO_PUBKEY" not in words:
+        return f"gpgv exited {returncode}"
+    return None
+
+
+def verified_content(signed: bytes, keyrings: Sequence[Path], what: str) -> bytes:
+    """The text a clearsigned file's signature covers, as gpgv returns it; DownloadError
+    if no key of ``keyrings`` signed it.  Nothing outside the signed block survives."""
+    argv: list[str | Path] = ["gpgv", "--status-fd", "2", "--output", "-"]
+    for k in keyrings:
+        argv += ["--keyring", k]
+    argv.append("-")
+    r = proc.run_bytes(argv, input=signed, timeout=60, check=False)
+    status = [ln.split()[1:] for ln in r.stderr.splitlines() if ln.startswith("[GNUPG:] ")]
+    problem = signature_problem(r.returncode, status)
+    if problem is not None:
+        human = [ln for ln in r.stderr.splitlines() if ln.startswith("gpgv:")]
+        raise DownloadError(f"{what}: GPG signature check failed ({problem}"
+                            + (f"; {human[-1]}" if human else "") + ")")
+    return r.stdout
 
 
 def release_sha256(release_text: str) -> dict[str, tuple[str, int]]:
@@ -110,49 +193,58 @@ def release_sha256(release_text: str) -> dict[str, tuple[str, int]]:
     return out
 
 
+def _keyrings(given: Path | Sequence[Path] | None) -> tuple[Path, ...]:
+    """The keyrings gpgv checks with: ``BISECTOR_DEBIAN_KEYRING`` (``a.gpg:b.gpg``, or
+    ``none`` for an unsigned local archive) wins over ``given``; of the defaults, those
+    installed (the removed-keys keyring may not be)."""
+    env = os.environ.get("BISECTOR_DEBIAN_KEYRING")
+    if env is not None:
+        paths = () if env == "none" else tuple(Path(p) for p in env.split(os.pathsep) if p)
+        for p in paths:
+            if not p.is_file():
+                raise UserError(f"BISECTOR_DEBIAN_KEYRING={env}: no such keyring {p}")
+    else:
+        paths = (given,) if isinstance(given, Path) else tuple(given or ())
+        paths = tuple(p for p in paths if p.is_file())
+    # gpgv looks a name without a slash up in its home directory: make every path absolute
+    return tuple(p.absolute() for p in paths)
+
+
 class DebianSource:
     prefix = "debian"
 
     def __init__(self, archives: list[Archive] | None = None,
-                 keyring: Path | None = KEYRING) -> None:
+                 keyring: Path | Sequence[Path] | None = KEYRINGS,
+                 snapshot: str | None = None) -> None:
         self.archives = archives or parse_archives(
             os.environ.get("BISECTOR_DEBIAN_ARCHIVES", DEFAULT_ARCHIVES))
-        env_keyring = os.environ.get("BISECTOR_DEBIAN_KEYRING")
-        if env_keyring is not None:
-            # an explicit setting wins: a keyring path, or "none" for an archive that is
-            # not signed (a local mirror); the Packages and .deb sha256 are still checked
-            keyring = None if env_keyring == "none" else Path(env_keyring)
-            if keyring is not None and not keyring.exists():
-                raise UserError(f"BISECTOR_DEBIAN_KEYRING={env_keyring}: no such keyring")
-        self.keyring = keyring if keyring is not None and keyring.exists() else None
-        self.session = requests.Session()
+        self.keyrings = _keyrings(keyring)
+        base = snapshot or os.environ.get("BISECTOR_DEBIAN_SNAPSHOT") or DEFAULT_SNAPSHOT
+        self.snapshot = None if base == "none" else base
+        self.session = new_session()  # retries with backoff (429, 5xx)
 
     # ---------------------------------------------------------------- index
     def _verified_release(self, archive: Archive, suite: str) -> str:
         base = f"{archive.url.rstrip('/')}/dists/{suite}"
         try:
-            signed = get_bytes(f"{base}/InRelease", self.session).decode()
+            signed = get_bytes(f"{base}/InRelease", self.session)
         except DownloadError:
-            if self.keyring is not None:
+            if self.keyrings:
                 raise
             return get_bytes(f"{base}/Release", self.session).decode()
-        if self.keyring is not None:
-            with tempfile.NamedTemporaryFile("w", suffix=".InRelease") as fh:
-                fh.write(signed)
-                fh.flush()
-                try:
-                    proc.run(["gpgv", "--keyring", self.keyring, fh.name], timeout=60)
-                except proc.CommandError as exc:
-                    raise DownloadError(f"{base}/InRelease: GPG signature check failed "
-                                        f"({exc.tail(1)})") from exc
-        else:
+        if not self.keyrings:
             log.warning("%s/InRelease: not GPG-verified (no keyring)", base)
-        return strip_clearsign(signed)
+            return strip_clearsign(signed.decode())
+        return verified_content(signed, self.keyrings, f"{base}/InRelease").decode()
 
-    def _suite_packages(self, archive: Archive, suite: str, refresh: bool) -> list[Package]:
+    def _suite_packages(self, archive: Archive, suite: str, refresh: bool,
+                        ttl: float | None = INDEX_TTL) -> list[Package]:
+        """The kernel packages of one suite (``ttl`` None: the index never changes, as a
+        snapshot's does not)."""
         key = re.sub(r"[^A-Za-z0-9]+", "_", f"{archive.url}_{suite}")
         cache = cache_dir() / "debian-index" / f"{key}.json"
-        if not refresh and cache.exists() and time.time() - cache.stat().st_mtime < INDEX_TTL:
+        if not refresh and cache.exists() and (
+                ttl is None or time.time() - cache.stat().st_mtime < ttl):
             return [Package(**p) for p in json.loads(cache.read_text())]
         release = self._verified_release(archive, suite)
         sums = release_sha256(release)
@@ -184,27 +276,88 @@ class DebianSource:
                 out.extend(self._suite_packages(archive, suite, refresh))
         return out
 
+    # ---------------------------------------------------------------- snapshot
+    def _from_snapshot(self, want: KernelRef, base: str) -> Package | None:
+        """The newest version of ``want`` snapshot.debian.org has, with the sha256 from the
+        signed ``Packages`` that listed it when snapshot first saw it; None if snapshot
+        never had the package."""
+        key = re.sub(r"[^A-Za-z0-9]+", "_", f"{base}_{want.package}")
+        cache = cache_dir() / "debian-snapshot" / f"{key}.json"
+        if cache.exists() and time.time() - cache.stat().st_mtime < INDEX_TTL:
+            return Package(**json.loads(cache.read_text()))
+        client = SnapshotClient(base, self.session)
+        versions = client.versions(want.package)
+        if not versions:
+            return None
+        version = max(versions, key=Version)
+        seen = client.binfiles(want.package, version, ARCH)
+        if not seen:
+            raise DownloadError(f"{base}: {want.package} {version} has no {ARCH} file")
+        tried = []
+        for where in preference(seen):
+            archive = Archive(client.archive_url(where), ())
+            for suite in suites(want.abi, version, where.archive_name):
+                try:
+                    listed = self._suite_packages(archive, suite, refresh=False, ttl=None)
+                except DownloadError as exc:
+                    log.info("snapshot %s %s: %s", where.first_seen, suite, exc)
+                    tried.append(f"{where.archive_name}/{where.first_seen} {suite}: {exc}")
+                    continue
+                hit = next((p for p in listed
+                            if p.name == want.package and p.version == version), None)
+                if hit is None:
+                    tried.append(f"{where.archive_name}/{where.first_seen} {suite}: "
+                                 "not listed")
+                    continue
+                pkg = replace(hit, fetch_url=client.file_url(where.sha1), verified_by=(
+                    f"sha256 from Packages of {suite} in the GPG-verified InRelease of "
+                    f"{archive.url} (snapshot's SHA1 {where.sha1} only locates the file)"))
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                cache.write_text(json.dumps(pkg.__dict__))
+                return pkg
+        raise DownloadError(f"{want.package} {version} is on {base} but no signed index "
+                            "lists it, so it cannot be verified: " + "; ".join(tried))
+
     # ---------------------------------------------------------------- API
     def find(self, ref: str) -> Package:
-        m = re.fullmatch(r"(?P<abi>[0-9][0-9.]*(?:-\d+|\+deb\d+))(?:-(?P<flavour>[a-z]+))?", ref)
-        if not m:
-            raise UserError(f"debian:{ref}: expected an ABI like 6.1.0-56 or 6.12.115+deb12 "
-                            "(optionally -cloud / -rt)")
-        flavour = f"{m.group('flavour')}-amd64" if m.group("flavour") else "amd64"
+        """The newest package of ``ref`` in the configured suites, else on snapshot."""
+        want = parse_ref(ref)
         pkgs = self.packages()
-        hits = [p for p in pkgs if p.abi == m.group("abi") and p.flavour == flavour]
-        if not hits:
-            known = sorted({p.abi for p in pkgs if p.flavour == "amd64"}, key=Version)
-            raise UserError(f"debian:{ref}: no linux-image-{m.group('abi')}-{flavour}-unsigned "
-                            f"in the configured archives (available: {', '.join(known)})")
-        return max(hits, key=lambda p: Version(p.version))
+        hits = [p for p in pkgs if p.abi == want.abi and p.flavour == want.flavour]
+        if hits:
+            return max(hits, key=lambda p: Version(p.version))
+        known = sorted({p.abi for p in pkgs if p.flavour == "amd64"}, key=Version)
+        missing = (f"debian:{ref}: no {want.package} in the configured archives "
+                   f"(available: {', '.join(known)})")
+        if self.snapshot is None:
+            raise UserError(f"{missing}; snapshot.debian.org not asked "
+                            "(BISECTOR_DEBIAN_SNAPSHOT=none)")
+        if not self.keyrings:
+            raise UserError(f"{missing}; snapshot.debian.org not asked: without a keyring "
+                            "its files could not be verified (BISECTOR_DEBIAN_KEYRING)")
+        try:
+            pkg = self._from_snapshot(want, self.snapshot)
+        except DownloadError as exc:
+            raise DownloadError(f"{missing}; on {self.snapshot}: {exc}") from exc
+        if pkg is None:
+            raise UserError(f"{missing} nor on {self.snapshot}")
+        log.info("debian:%s: from %s, %s", ref, pkg.fetch_url, pkg.verified_by)
+        return pkg
 
     def resolve(self, ref: str) -> KernelArtifact:
         pkg = self.find(ref)
-        deb = download(pkg.url, cache_dir() / "downloads" / Path(pkg.filename).name,
+        url = pkg.fetch_url or pkg.url
+        deb = download(url, cache_dir() / "downloads" / Path(pkg.filename).name,
                        pkg.sha256, size=pkg.size, session=self.session)
+        verified_by = pkg.verified_by or (
+            f"sha256 from Packages of {pkg.suite} in the GPG-verified InRelease"
+            if self.keyrings else f"sha256 from Packages of {pkg.suite} (Release not "
+                                  "GPG-verified: no keyring)")
         meta = {"package": pkg.name, "version": pkg.version, "sha256": pkg.sha256,
-                "url": pkg.url, "suite": pkg.suite, "distro": "debian"}
+                "url": url, "suite": pkg.suite, "distro": "debian",
+                "verified_by": verified_by}
+        if pkg.fetch_url:
+            meta["snapshot"] = pkg.archive  # <service>/archive/<archive_name>/<first_seen>
         return artifact_from_debs(f"debian:{ref}", [deb], meta, kind="debian",
                                   upstream=pkg.upstream)
 
@@ -219,5 +372,3 @@ class DebianSource:
                             f"{best[abi].suite}, upstream {best[abi].upstream}",
                             upstream=best[abi].upstream)
                 for abi in sorted(best, key=Version)]
-
-

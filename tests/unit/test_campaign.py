@@ -288,3 +288,26 @@ def test_list_campaign_endpoint_mismatch(tmp_path: Path, tmp_cache: Path,
     cr = campaign(args, Store(tmp_path / "b.sqlite"), Scripted(oracle))
     assert cr.status is CampaignStatus.MISMATCH
     assert "endpoint fakedistro:5 should be BAD" in cr.reason
+
+
+def test_step_reasons_cannot_break_the_steps_table(tmp_path: Path, tmp_cache: Path) -> None:
+    shas = linear_repo(tmp_path / "linux", 6)
+
+    class Noisy(Scripted):
+        def __call__(self, stage: Stage, candidate: str, step_dir: Path) -> Step:
+            step = super().__call__(stage, candidate, step_dir)
+            step.reason = "first line\n| injected | row |\n<img src=x onerror=alert(1)>"
+            return step
+
+    store = Store(tmp_path / "db.sqlite")
+    args = BisectArgs(repro=GRE, good=["v0"], bad=["main"], tree=str(tmp_path / "linux"))
+    cr = campaign(args, store, Noisy(oracle_for(shas, 3)))
+    row = store.get(cr.campaign_id)
+    assert row is not None
+    md = write_report(row, store.steps(cr.campaign_id), cr, tmp_path / "r")["md"].read_text()
+    table = [ln for ln in md.splitlines() if ln.startswith("| ") and "scripted" not in ln
+             and ("GOOD" in ln or "BAD" in ln)]
+    assert len(table) == len(store.steps(cr.campaign_id))  # one row per step, none injected
+    # 9 columns = 10 unescaped pipes: the injected pipes and newline split no cell
+    assert all(len(re.findall(r"(?<!\\)\|", ln)) == 10 for ln in table)
+    assert not re.search(r"(?<!\\)<img", md)

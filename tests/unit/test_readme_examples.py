@@ -362,6 +362,10 @@ VALIDATE = "bisector repro validate reproducers/*.yaml"
 LIST = "bisector kernels list debian"
 FETCH = "bisector kernels fetch debian:6.1.0-56"
 IMAGE = "bisector image build [--rebuild]"
+ACROSS = ("bisector bisect --repro FILE --good debian:6.1.0-53 --bad debian:6.12.57+deb13 "
+          "--across-series")
+CACHE_DU = "bisector cache du"
+CACHE_PRUNE = "bisector cache prune --keep 5 --older-than 30d"
 
 SUBS = {"FILE": [GRE]}
 
@@ -532,7 +536,9 @@ def ex_kernels_list(w: World, form: str) -> None:
         w.use_mainline()
         ran = w.cli(to_argv(LIST.replace(" debian", " ubuntu-mainline")))
         assert ran.code == 0, ran
-        assert [ln.split()[0] for ln in ran.lines] == [f"ubuntu-mainline:{v}" for v in MAINLINE]
+        # failed builds are hidden unless --all
+        assert [ln.split()[0] for ln in ran.lines] == [f"ubuntu-mainline:{v}" for v in MAINLINE
+                                                       if v not in MAINLINE_FAILED]
         return
     if form == "also: git --tree PATH":
         w.use_tree()
@@ -608,6 +614,66 @@ def ex_image_build(w: World, form: str) -> None:
     assert (root / "ssh_host_ed25519_key.pub").read_text() != key  # fresh host key
 
 
+def ex_across_series(w: World, form: str) -> None:
+    """6.1.y and 6.12.y Debian kernels: refused without the flag, walked with it."""
+    from tests.fakes.archive import build_deb, debian_archive, fake_kernel
+
+    debs = []
+    for rel, ver in (("6.1.0-53-amd64", "6.1.187-1"), ("6.1.0-57-amd64", "6.1.193-1"),
+                     ("6.12.41+deb13-amd64", "6.12.41-1"), ("6.12.57+deb13-amd64", "6.12.57-1")):
+        name = f"linux-image-{rel}-unsigned"
+        debs.append((build_deb(w.tmp / f"{name}.deb", name, ver,
+                               {f"boot/vmlinuz-{rel}": fake_kernel(rel.encode()),
+                                f"boot/config-{rel}": CONFIG}), name, ver))
+    root = w.tmp / "across"
+    debian_archive(root, "bookworm", debs)
+    booted: list[str] = []
+
+    def boot_and_test(art: KernelArtifact, *a: object) -> Outcome:
+        booted.append(art.spec)
+        bad = art.release.startswith("6.12.")
+        return Outcome(Verdict.BAD if bad else Verdict.GOOD, f"scripted: {art.release}")
+
+    w.monkeypatch.setattr("bisector.runner.boot_and_test", boot_and_test)
+    with serve(root) as url:
+        w.monkeypatch.setenv("BISECTOR_DEBIAN_ARCHIVES", f"{url}=bookworm")
+        w.monkeypatch.setenv("BISECTOR_DEBIAN_KEYRING", "none")
+        argv = to_argv(ACROSS, subs=SUBS)
+        refused = w.cli([a for a in argv if a != "--across-series"])
+        assert refused.code == 2 and "different upstream series" in refused.err, refused
+        assert booted == []  # refused before anything was tested
+        ran = w.cli(argv)
+    assert ran.code == 0, ran
+    assert ran.lines[0] == ("first bad kernel: debian:6.12.41+deb13 "
+                            "(last good: debian:6.1.0-57)"), ran
+    assert booted[:2] == ["debian:6.1.0-53", "debian:6.12.57+deb13"]
+
+
+def ex_cache_du(w: World, form: str) -> None:
+    kernel = w.tmp / "cache" / "kernels" / "debian" / "k1"
+    kernel.mkdir(parents=True)
+    (kernel / "vmlinuz").write_bytes(b"x" * (3 << 20))
+    ran = w.cli(to_argv(CACHE_DU))
+    assert ran.code == 0, ran
+    assert "3 MiB  kernels/debian" in ran.out and ran.lines[-1].endswith("total"), ran
+
+
+def ex_cache_prune(w: World, form: str) -> None:
+    import time
+
+    kinds = w.tmp / "cache" / "kernels" / "debian"
+    for i in range(7):  # 7 kernels, the 2 oldest unused for 40 days
+        d = kinds / f"k{i}"
+        d.mkdir(parents=True)
+        (d / ".last-used").touch()
+        t = time.time() - (40 if i < 2 else 1) * 86400 - i
+        os.utime(d / ".last-used", (t, t))
+    ran = w.cli(to_argv(CACHE_PRUNE))
+    assert ran.code == 0, ran
+    assert ran.lines[-1].startswith("removed 2 item(s)"), ran
+    assert sorted(p.name for p in kinds.iterdir()) == [f"k{i}" for i in range(2, 7)]
+
+
 def ext4_ls(disk: Path, path: str) -> set[str]:
     """Names in ``path`` of an ext4 image (debugfs, no mount needed)."""
     r = subprocess.run(["debugfs", "-R", f"ls -p {path}", str(disk)], capture_output=True,
@@ -638,6 +704,9 @@ EXAMPLES: dict[str, Scenario] = {
     LIST: Scenario(ex_kernels_list, ("", "also: ubuntu-mainline", "also: git --tree PATH")),
     FETCH: Scenario(ex_kernels_fetch),
     IMAGE: Scenario(ex_image_build, ("", "--rebuild")),
+    ACROSS: Scenario(ex_across_series),
+    CACHE_DU: Scenario(ex_cache_du),
+    CACHE_PRUNE: Scenario(ex_cache_prune),
 }
 
 

@@ -123,3 +123,42 @@ def test_tester_turns_a_build_failure_into_a_skip_step(tmp_path: Path) -> None:
     assert step.verdict is Verdict.SKIP and step.stage is Stage.GIT
     assert step.build_log == str(log) and step.build_s == 10.5 and not step.cached
     assert step.run_dir == str(tmp_path)
+
+
+def test_a_killed_run_is_marked_by_the_next_one(tmp_path: Path) -> None:
+    """kill -9 leaves run.pid behind; the next run dir made beside it reaps it."""
+    import subprocess
+    import sys
+
+    from bisector.paths import RUN_PID, new_run_dir
+
+    dead = tmp_path / "20260101-000000-old"
+    dead.mkdir()
+    child = subprocess.run([sys.executable, "-c", "import os, sys; sys.path.insert(0, '.');"
+                            "from pathlib import Path; from bisector.paths import mark_running;"
+                            f"mark_running(Path({str(dead)!r}))"], cwd=REPO, check=True)
+    assert child.returncode == 0 and (dead / RUN_PID).exists()  # its process is gone now
+    (dead / "overlay.qcow2").write_bytes(b"x")
+    alive = tmp_path / "20260101-000001-alive"
+    alive.mkdir()
+    from bisector.paths import mark_running
+
+    mark_running(alive)  # this process: still running
+    new_run_dir("debian:x", "r", tmp_path)
+    data = json.loads((dead / "result.json").read_text())
+    assert data["status"] == "killed" and data["verdict"] is None
+    assert not (dead / "overlay.qcow2").exists() and not (dead / RUN_PID).exists()
+    assert (alive / RUN_PID).exists() and not (alive / "result.json").exists()
+
+
+def test_a_released_kernel_that_cannot_be_downloaded_is_skip_in_a_list(tmp_path: Path
+                                                                       ) -> None:
+    from bisector.errors import DownloadError
+
+    failing = Resolver(DownloadError("cannot fetch http://x/linux.deb: HTTP 503"))
+    tester = KernelTester(reproducer.load(GRE), runner.RunOptions(), failing,  # type: ignore[arg-type]
+                          say=lambda s: None)
+    step = tester(Stage.LIST, "debian:6.1.0-54", tmp_path)
+    assert step.verdict is Verdict.SKIP and "download failed" in step.reason
+    with pytest.raises(DownloadError):  # a commit's build never downloads: stays an error
+        tester(Stage.GIT, "a" * 40, tmp_path)
