@@ -35,6 +35,7 @@ from .errors import BisectorError, InfraError, Untestable, UserError
 from .outcomes import CampaignResult, Stage, Step
 from .paths import os_error
 from .search import Bisection, Handler
+from .summary import short
 
 if TYPE_CHECKING:
     from .campaign import BisectArgs
@@ -110,13 +111,13 @@ class CLIHandler(Handler):
               file=sys.stderr, flush=True)
 
     def step_started(self, stage: Stage, index: int, candidate: str, left: int) -> None:
-        what = candidate[:12] if stage is not Stage.LIST else candidate
+        what = short(candidate)
         tail = f" (~{left} step{'s' if left != 1 else ''} left)" if left else ""
         print(f"[bisector] {stage.value} #{index or '-'}: testing {what}{tail}",
               file=sys.stderr, flush=True)
 
     def step_finished(self, stage: Stage, index: int, o: Step) -> None:
-        what = o.candidate[:12] if stage is not Stage.LIST else o.candidate
+        what = short(o.candidate)
         cached = " (cached)" if o.cached else ""
         print(f"[bisector] {stage.value} #{index or '-'}: {what} {o.verdict.name}  build "
               f"{o.build_s:.0f}s{cached} boot {o.boot_s:.0f}s test {o.test_s:.0f}s — "

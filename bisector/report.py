@@ -97,9 +97,10 @@ def write(campaign: Campaign, steps: list[Step], result: CampaignResult,
     ctx = context(campaign, steps, result)
     md_env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=False,
                                 keep_trailing_newline=True, trim_blocks=False)
-    md_env.filters.update(md=md_escape, code=md_code)
+    md_env.filters.update(md=md_escape, code=md_code, short=summary.short)
     html_env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                                   autoescape=jinja2.select_autoescape(["html", "j2"]))
+    html_env.filters.update(short=summary.short)
     paths = {"md": out_dir / "report.md", "html": out_dir / "report.html",
              "json": out_dir / "report.json"}
     paths["md"].write_text(md_env.get_template("report.md.j2").render(**ctx))

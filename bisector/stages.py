@@ -89,7 +89,7 @@ def plan_list(old: str, new: str, across_series: bool = False) -> ListPlan:
     if new.split(":", 1)[0] != prefix:
         raise UserError(f"{old} and {new} come from different sources; a list bisection "
                         "needs one ordered list")
-    entries = kernels.listing(prefix)
+    entries = kernels.listing(prefix, include=(old, new))
     specs = [e.spec for e in entries]
     for s in (old, new):
         if s not in specs:

@@ -13,9 +13,15 @@ One place for the wording, used by the terminal summary and by the reports:
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from .outcomes import CampaignResult, CampaignStatus, CommitInfo
+
+
+def short(candidate: str) -> str:
+    """A commit as 12 hex digits; a kernel spec (``debian:6.1.0-54``) as it is."""
+    return candidate[:12] if re.fullmatch(r"[0-9a-f]{40}", candidate) else candidate
 
 
 def fixes_line(c: CommitInfo) -> str:

@@ -13,10 +13,10 @@ import contextlib
 import itertools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ..errors import InfraError, Untestable, UserError
 
@@ -167,13 +167,31 @@ def version_key(version: str) -> tuple[int, ...]:
     return (int(major), int(minor), int(rc) if rc else 10_000, int(patch or 0))
 
 
-def listing(prefix: str) -> list[KernelEntry]:
+@runtime_checkable
+class ExtensibleListing(Protocol):
+    """A source whose ``available()`` is only what it carries now (Debian's live
+    archive), but that can find more kernels elsewhere (snapshot.debian.org)."""
+
+    def available_including(self, specs: Sequence[str]) -> list[KernelEntry]:
+        """``available()`` plus the kernels needed to walk from the oldest of ``specs``
+        to the newest (those specs included), still oldest first."""
+        ...
+
+
+def listing(prefix: str, include: Sequence[str] = ()) -> list[KernelEntry]:
     """``available()`` of a source, checked to be oldest first (the contract above).
 
-    A source that breaks the order would make a bisection walk a list whose
-    verdicts are not monotonic: that is a bug in the source, an InfraError.
+    With ``include`` (a bisection's endpoints) a source that can look further
+    (:class:`ExtensibleListing`) is asked to, when an endpoint is not in its
+    current list.  A source that breaks the order would make a bisection walk a
+    list whose verdicts are not monotonic: that is a bug in the source, an
+    InfraError.
     """
-    entries = source_for(prefix).available()
+    source = source_for(prefix)
+    entries = source.available()
+    known = {e.spec for e in entries}
+    if any(s not in known for s in include) and isinstance(source, ExtensibleListing):
+        entries = source.available_including(include)
     keyed = [(e, version_key(e.upstream)) for e in entries if e.upstream]
     for (a, ka), (b, kb) in itertools.pairwise(keyed):
         if ka and kb and kb < ka:

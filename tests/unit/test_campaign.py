@@ -311,3 +311,22 @@ def test_step_reasons_cannot_break_the_steps_table(tmp_path: Path, tmp_cache: Pa
     # 9 columns = 10 unescaped pipes: the injected pipes and newline split no cell
     assert all(len(re.findall(r"(?<!\\)\|", ln)) == 10 for ln in table)
     assert not re.search(r"(?<!\\)<img", md)
+
+
+def test_bisect_passes_guest_size_to_every_boot(tmp_path: Path, tmp_cache: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bisect --memory/--cpus` reach the runner (the help says the options are shared)."""
+    from bisector import cli
+    from bisector.tester import KernelTester
+
+    linear_repo(tmp_path / "linux", 2)
+    seen: list[tuple[int, int]] = []
+
+    def fake_call(self: KernelTester, stage: Stage, candidate: str, step_dir: Path) -> Step:
+        seen.append((self.opts.memory_mb, self.opts.cpus))
+        raise InfraError("stop here")
+
+    monkeypatch.setattr(KernelTester, "__call__", fake_call)
+    code = cli.main(["bisect", "--repro", GRE, "--tree", str(tmp_path / "linux"), "--good", "v0",
+                     "--bad", "main", "--memory", "2048", "--cpus", "1"])
+    assert code == 3 and seen == [(2048, 1)]

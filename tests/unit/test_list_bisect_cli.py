@@ -19,29 +19,20 @@ import pytest
 
 from bisector import cli
 from bisector.verdict import Outcome, Verdict
-from tests.fakes.archive import build_deb, debian_archive, fake_kernel, serve
+from tests.fakes.archive import serve
+from tests.fakes.kernel_archives import config_text, debian_kernels
 
 REPO = Path(__file__).resolve().parents[2]
 GRE = REPO / "reproducers" / "gre-ecn-mac-corruption.yaml"
 #: ABI → Debian version (the upstream release it packages)
 KERNELS = {47: "6.1.170-1", 50: "6.1.176-1", 53: "6.1.187-1", 54: "6.1.190-1",
            56: "6.1.192-1", 57: "6.1.193-1"}
-CONFIG = "".join(f"CONFIG_{o}=y\n" for o in
-                 ("NET_NS", "VETH", "NET_IPGRE_DEMUX", "NET_IPGRE", "PACKET", "EXT4_FS"))
+CONFIG = config_text(["NET_NS", "VETH", "NET_IPGRE_DEMUX", "NET_IPGRE", "PACKET", "EXT4_FS"])
 
 
 @pytest.fixture
 def archive(tmp_path: Path, tmp_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    debs = []
-    for abi, ver in KERNELS.items():
-        rel = f"6.1.0-{abi}-amd64"
-        name = f"linux-image-{rel}-unsigned"
-        deb = build_deb(tmp_path / f"{name}_{ver}_amd64.deb", name, ver,
-                        {f"boot/vmlinuz-{rel}": fake_kernel(b"kernel " + rel.encode()),
-                         f"boot/config-{rel}": CONFIG.encode()})
-        debs.append((deb, name, ver))
-    root = tmp_path / "debian"
-    debian_archive(root, "bookworm", debs)
+    root = debian_kernels(tmp_path / "debian", tmp_path, KERNELS, CONFIG)
     with serve(root) as url:
         monkeypatch.setenv("BISECTOR_DEBIAN_ARCHIVES", f"{url}=bookworm")
         monkeypatch.setenv("BISECTOR_DEBIAN_KEYRING", "none")  # the local archive is unsigned
