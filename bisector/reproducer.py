@@ -168,6 +168,9 @@ class VerdictRules(_Strict):
     good_threshold: Annotated[int, Field(ge=1)] | None = None
     #: a timed-out test step is SKIP unless the hang *is* the bug
     on_timeout: Literal["skip", "bad"] = "skip"
+    #: boot a fresh guest for every iteration (default: all iterations in one boot; a
+    #: guest that dies is booted again either way)
+    fresh_boot: bool = False
 
     @model_validator(mode="after")
     def _thresholds(self) -> VerdictRules:

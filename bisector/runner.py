@@ -192,7 +192,7 @@ class Booted:
 @contextmanager
 def booted(art: KernelArtifact, image: GuestImage, run_dir: Path, opts: RunOptions,
            accel: Accel, initrd: Path | None = None,
-           modules_disk: Path | None = None) -> Iterator[Booted]:
+           modules_disk: Path | None = None, boot_no: int = 1) -> Iterator[Booted]:
     """Boot ``art`` on a throw-away overlay and yield once SSH is up.
 
     Raises :class:`BootFailure` (kernel's fault → SKIP) or InfraError; QEMU and
@@ -204,7 +204,9 @@ def booted(art: KernelArtifact, image: GuestImage, run_dir: Path, opts: RunOptio
         disks.append(Disk(modules_disk, "raw", readonly=True))
     machine = Machine(kernel=art.image, initrd=initrd,
                       cmdline=kernel_cmdline(extra=opts.append, initrd=initrd is not None),
-                      console_log=run_dir / "console.log", ssh_port=free_port(), accel=accel,
+                      console_log=run_dir / ("console.log" if boot_no == 1
+                                             else f"console-boot{boot_no}.log"),
+                      ssh_port=free_port(), accel=accel,
                       disks=tuple(disks), memory_mb=opts.memory_mb, cpus=opts.cpus,
                       outside=opts.outside_network)
     vm = VM(machine, run_dir)
@@ -243,23 +245,53 @@ def boot_and_test(art: KernelArtifact, repro: Reproducer, run_dir: Path, opts: R
 def _boot_and_run(art: KernelArtifact, image: GuestImage, initrd: Path | None,
                   modules_disk: Path | None, repro: Reproducer, run_dir: Path, opts: RunOptions,
                   accel: Accel, timer: Timer, say: Callable[[str], None]) -> Outcome:
-    t0 = time.monotonic()
-    try:
-        with booted(art, image, run_dir, opts, accel, initrd, modules_disk) as b:
-            timer.result.phases["boot"] = round(b.boot_seconds, 2)
-            say(f"SSH ready after {b.boot_seconds:.1f}s; running {repro.spec.name}")
-            with timer.phase("test"):
-                outcome = _test(b.guest, b.vm, repro, run_dir, say)
-            t_down = time.monotonic()
-        timer.result.phases["teardown"] = round(time.monotonic() - t_down, 2)
-        return outcome
-    except BootFailure as exc:
-        timer.result.phases["boot"] = round(time.monotonic() - t0, 2)
-        raise BootFailure(f"boot failure: {exc.reason}", exc.console) from exc
+    """Boot as often as the iterations need: all of them in one guest by default, a new
+    boot only when the guest died (a crash ends that boot) or the reproducer asks for
+    a fresh boot per iteration (``verdict.fresh_boot``).  A first boot that crashes is
+    retried once (TCG guests see rare boot-time oopses) before the kernel is SKIP."""
+    rules = repro.spec.verdict
+    decisions: list[Outcome] = []
+    boot_no, crash_retries = 0, 1
+    while len(decisions) < rules.repeat and not can_stop_early(decisions, rules):
+        boot_no += 1
+        t0 = time.monotonic()
+        try:
+            with booted(art, image, run_dir, opts, accel, initrd, modules_disk,
+                        boot_no=boot_no) as b:
+                timer.result.phases["boot"] = round(
+                    timer.result.phases.get("boot", 0.0) + b.boot_seconds, 2)
+                say(f"SSH ready after {b.boot_seconds:.1f}s; running {repro.spec.name}")
+                with timer.phase("test"):
+                    _test(b.guest, b.vm, repro, run_dir, say, decisions)
+                t_down = time.monotonic()
+            timer.result.phases["teardown"] = round(
+                timer.result.phases.get("teardown", 0.0) + time.monotonic() - t_down, 2)
+        except BootFailure as exc:
+            timer.result.phases["boot"] = round(
+                timer.result.phases.get("boot", 0.0) + time.monotonic() - t0, 2)
+            if decisions:  # a later boot failed: judge the iterations that ran
+                say(f"boot {boot_no} failed ({exc.reason}); judging {len(decisions)} "
+                    "iteration(s)")
+                break
+            if crash_retries and exc.reason.startswith("kernel crashed during boot"):
+                crash_retries -= 1
+                say(f"boot crashed ({exc.reason}); retrying once")
+                continue
+            raise BootFailure(f"boot failure: {exc.reason}", exc.console) from exc
+        except Untestable as exc:
+            if not decisions:
+                raise
+            say(f"boot {boot_no}: {exc}; judging {len(decisions)} iteration(s)")
+            break
+        if len(decisions) < rules.repeat and not can_stop_early(decisions, rules):
+            say(f"booting again for iteration {len(decisions) + 1}/{rules.repeat}")
+    return combine(decisions, rules)
 
 
 def _test(guest: Guest, vm: VM, repro: Reproducer, run_dir: Path,
-          say: Callable[[str], None]) -> Outcome:
+          say: Callable[[str], None], decisions: list[Outcome]) -> None:
+    """Iterations in this guest, appended to ``decisions``, until the verdict is settled,
+    the guest dies, or (``fresh_boot``) after one."""
     rules = repro.spec.verdict
     try:
         (run_dir / "uname.txt").write_text(guest.output("uname -a"))
@@ -274,8 +306,8 @@ def _test(guest: Guest, vm: VM, repro: Reproducer, run_dir: Path,
         (run_dir / "dmesg-boot.txt").write_text(guest.output("dmesg"))
     except GuestLost as exc:
         raise _lost_before_test(vm, str(exc)) from exc
-    decisions: list[Outcome] = []
-    for i in range(rules.repeat):
+    while len(decisions) < rules.repeat:
+        i = len(decisions)
         it = _iteration(guest, vm, repro, run_dir, i)
         d = judge_iteration(it, rules)
         decisions.append(d)
@@ -283,9 +315,8 @@ def _test(guest: Guest, vm: VM, repro: Reproducer, run_dir: Path,
             {"verdict": d.verdict.value, "reason": d.reason, "guest_lost": it.guest_lost,
              "steps": [asdict(s) for s in it.steps]}, indent=2))
         say(f"iteration {i + 1}/{rules.repeat}: {d.verdict.value.upper()} ({d.reason})")
-        if it.guest_lost or can_stop_early(decisions, rules):
-            break
-    return combine(decisions, rules)
+        if it.guest_lost or rules.fresh_boot or can_stop_early(decisions, rules):
+            return
 
 
 def _lost_before_test(vm: VM, why: str) -> Untestable:

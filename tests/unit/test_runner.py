@@ -162,3 +162,114 @@ def test_a_released_kernel_that_cannot_be_downloaded_is_skip_in_a_list(tmp_path:
     assert step.verdict is Verdict.SKIP and "download failed" in step.reason
     with pytest.raises(DownloadError):  # a commit's build never downloads: stays an error
         tester(Stage.GIT, "a" * 40, tmp_path)
+
+
+# ------------------------------------------------------------------ boots and iterations
+
+class FakeBoots:
+    """Stands in for runner.booted (the VM boundary): counts boots, may fail some."""
+
+    def __init__(self, failures: dict[int, str]) -> None:
+        self.failures, self.boots = failures, 0
+
+    def __call__(self, *a: object, **k: object):  # type: ignore[no-untyped-def]
+        from contextlib import contextmanager
+
+        @contextmanager
+        def cm():  # type: ignore[no-untyped-def]
+            self.boots += 1
+            if self.boots in self.failures:
+                raise BootFailure(self.failures[self.boots])
+
+            class B:
+                boot_seconds = 1.0
+                guest = vm = None
+            yield B()
+        return cm()
+
+
+def scripted_iterations(monkeypatch: pytest.MonkeyPatch, plan: list[tuple[Verdict, bool]]
+                        ) -> list[int]:
+    """Each iteration's verdict and whether the guest died in it; returns boot numbers."""
+    calls: list[int] = []
+
+    def fake_test(guest, vm, repro, run_dir, say, decisions):  # type: ignore[no-untyped-def]
+        rules = repro.spec.verdict
+        while len(decisions) < rules.repeat:
+            verdict, died = plan[len(decisions)]
+            decisions.append(Outcome(verdict, "scripted"))
+            calls.append(len(decisions))
+            if died or rules.fresh_boot:
+                return
+
+    monkeypatch.setattr(runner, "_test", fake_test)
+    return calls
+
+
+def repeat_repro(tmp_path: Path, repeat: int, fresh: bool = False) -> reproducer.Reproducer:
+    import yaml
+
+    data = yaml.safe_load(GRE.read_text())
+    data["verdict"].update(repeat=repeat, bad_threshold=1, fresh_boot=fresh)
+    path = tmp_path / "gre-ecn-mac-corruption.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return reproducer.load(path)
+
+
+def run_boots(tmp_path: Path, repro: reproducer.Reproducer, boots: FakeBoots,
+              monkeypatch: pytest.MonkeyPatch) -> Outcome:
+    from bisector.runner import Timer, _boot_and_run
+    from bisector.vm import Accel
+
+    monkeypatch.setattr(runner, "booted", boots)
+    res = runner.RunResult(kernel="k", reproducer="r", run_dir=str(tmp_path))
+    return _boot_and_run(artifact(tmp_path, FULL), None, None, None, repro,  # type: ignore[arg-type]
+                         tmp_path, runner.RunOptions(), Accel.TCG, Timer(res), lambda s: None)
+
+
+def test_iterations_share_one_boot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scripted_iterations(monkeypatch, [(Verdict.GOOD, False)] * 3)
+    boots = FakeBoots({})
+    out = run_boots(tmp_path, repeat_repro(tmp_path, 3), boots, monkeypatch)
+    assert out.verdict is Verdict.GOOD and len(out.iterations) == 3 and boots.boots == 1
+
+
+def test_a_guest_that_died_is_booted_again_for_the_rest(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    scripted_iterations(monkeypatch, [(Verdict.GOOD, True), (Verdict.GOOD, False),
+                                      (Verdict.GOOD, False)])
+    boots = FakeBoots({})
+    out = run_boots(tmp_path, repeat_repro(tmp_path, 3), boots, monkeypatch)
+    assert len(out.iterations) == 3 and boots.boots == 2
+
+
+def test_fresh_boot_per_iteration_when_asked(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    scripted_iterations(monkeypatch, [(Verdict.GOOD, False)] * 3)
+    boots = FakeBoots({})
+    run_boots(tmp_path, repeat_repro(tmp_path, 3, fresh=True), boots, monkeypatch)
+    assert boots.boots == 3
+
+
+def test_a_boot_crash_is_retried_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scripted_iterations(monkeypatch, [(Verdict.BAD, False)])
+    boots = FakeBoots({1: "kernel crashed during boot: int3 in sched_clock_cpu"})
+    out = run_boots(tmp_path, repeat_repro(tmp_path, 1), boots, monkeypatch)
+    assert out.verdict is Verdict.BAD and boots.boots == 2
+
+
+def test_a_boot_that_crashes_twice_is_skip(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    scripted_iterations(monkeypatch, [(Verdict.BAD, False)])
+    boots = FakeBoots({1: "kernel crashed during boot: oops", 2: "kernel crashed during boot: x"})
+    with pytest.raises(BootFailure, match="boot failure: kernel crashed during boot: x"):
+        run_boots(tmp_path, repeat_repro(tmp_path, 1), boots, monkeypatch)
+    assert boots.boots == 2
+
+
+def test_no_ssh_is_not_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scripted_iterations(monkeypatch, [(Verdict.BAD, False)])
+    boots = FakeBoots({1: "no SSH within 180s"})
+    with pytest.raises(BootFailure):
+        run_boots(tmp_path, repeat_repro(tmp_path, 1), boots, monkeypatch)
+    assert boots.boots == 1
