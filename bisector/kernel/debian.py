@@ -15,6 +15,12 @@ same way, through the signed ``InRelease`` of the suite that listed it when
 snapshot first saw the file.  Without a keyring snapshot is not asked: its
 API alone is not signed.
 
+A list bisection whose endpoint the suites dropped walks a list that snapshot
+completes (:meth:`DebianSource.available_including`): the versions of the
+``linux`` source package between the endpoints, and the kernel packages each
+built.  Planning only reads snapshot's API; each kernel is verified as above
+when a step resolves it.
+
 Archives are configurable (``BISECTOR_DEBIAN_ARCHIVES``: space-separated
 ``URL=suite,suite`` items), so a snapshot.debian.org timestamp or a local
 mirror works the same way; so are the snapshot service
@@ -44,7 +50,7 @@ from ..paths import cache_dir
 from .base import KernelArtifact, KernelEntry
 from .debs import artifact_from_debs
 from .fetch import download, get_bytes, new_session
-from .snapshot import DEFAULT_SNAPSHOT, SnapshotClient, preference, suites
+from .snapshot import DEFAULT_SNAPSHOT, SnapshotClient, preference, release_of, suites
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +67,13 @@ ABI = (r"\d+\.\d+(?:\.\d+)?"
        r"(?:-\d+(?:\.(?:deb\d+|bpo)\.\d+)?|\+(?:deb\d+|bpo)(?:\.\d+)?)")
 PKG_RE = re.compile(rf"^linux-image-(?P<abi>{ABI})-(?P<flavour>(?:[a-z]+-)?amd64)-unsigned$")
 REF_RE = re.compile(rf"(?P<abi>{ABI})(?:-(?P<flavour>[a-z]+))?")
+#: an ABI's line of uploads: its upstream series and the release marker of its name
+#: (``6.1.0-47`` → 6.1, none: bookworm's own; ``6.1.0-0.deb11.13`` → 6.1, deb11;
+#: ``6.12.41+deb13`` and ``6.12.90+deb13.1`` → 6.12, deb13; ``6.12.22+bpo`` → 6.12, bpo)
+LINE_RE = re.compile(r"(?P<series>\d+\.\d+)(?:\.\d+)?(?:-(?:0\.)?|\+)(?P<tag>deb\d+|bpo)?")
+#: the source package Debian's kernels are built from (bullseye's 6.1 security
+#: kernels come from ``linux-6.1``: an endpoint's own source is asked too)
+SOURCE = "linux"
 
 
 @dataclass(frozen=True)
@@ -92,8 +105,26 @@ class Package:
     @property
     def upstream(self) -> str:
         """``6.1.192-2`` → ``v6.1.192`` (the upstream tag the package is based on)."""
-        up = self.version.split("-")[0].split("~")[0]
-        return "v" + up
+        return upstream_of(self.version)
+
+
+def upstream_of(version: str) -> str:
+    """``6.1.192-2`` → ``v6.1.192``, ``6.12.22-1~bpo12+1`` → ``v6.12.22``."""
+    return "v" + version.split("-")[0].split("~")[0]
+
+
+def line_of(abi: str) -> tuple[str, str]:
+    """The line of uploads an ABI belongs to (see :data:`LINE_RE`): kernels of one line
+    follow each other; another line (a backport, another release's build of the same
+    series) is a different build of the same upstream, not a step between them."""
+    m = LINE_RE.match(abi)
+    return (m.group("series"), m.group("tag") or "") if m else (abi, "")
+
+
+def series_of(version: str) -> str:
+    """``6.1.170-1`` → ``6.1``; ``6.12~rc3-1~exp1`` → ``6.12``."""
+    m = re.match(r"\d+\.\d+", version)
+    return m.group(0) if m else version
 
 
 @dataclass(frozen=True)
@@ -106,6 +137,12 @@ class KernelRef:
     @property
     def package(self) -> str:
         return f"linux-image-{self.abi}-{self.flavour}-unsigned"
+
+    @property
+    def spec(self) -> str:
+        """``debian:6.1.0-47``, ``debian:6.1.0-47-cloud``: how it is written."""
+        short = self.flavour.removesuffix(f"-{ARCH}")
+        return f"debian:{self.abi}" + ("" if self.flavour == ARCH else f"-{short}")
 
 
 def parse_ref(ref: str) -> KernelRef:
@@ -319,6 +356,20 @@ class DebianSource:
                             "lists it, so it cannot be verified: " + "; ".join(tried))
 
     # ---------------------------------------------------------------- API
+    def _missing(self, ref: str, want: KernelRef, pkgs: list[Package]) -> str:
+        known = sorted({p.abi for p in pkgs if p.flavour == ARCH}, key=Version)
+        return (f"debian:{ref}: no {want.package} in the configured archives "
+                f"(available: {', '.join(known)})")
+
+    def _snapshot_refused(self) -> str | None:
+        """Why snapshot.debian.org is not asked (a sentence), or None."""
+        if self.snapshot is None:
+            return "snapshot.debian.org not asked (BISECTOR_DEBIAN_SNAPSHOT=none)"
+        if not self.keyrings:
+            return ("snapshot.debian.org not asked: without a keyring its files could not "
+                    "be verified (BISECTOR_DEBIAN_KEYRING)")
+        return None
+
     def find(self, ref: str) -> Package:
         """The newest package of ``ref`` in the configured suites, else on snapshot."""
         want = parse_ref(ref)
@@ -326,15 +377,10 @@ class DebianSource:
         hits = [p for p in pkgs if p.abi == want.abi and p.flavour == want.flavour]
         if hits:
             return max(hits, key=lambda p: Version(p.version))
-        known = sorted({p.abi for p in pkgs if p.flavour == "amd64"}, key=Version)
-        missing = (f"debian:{ref}: no {want.package} in the configured archives "
-                   f"(available: {', '.join(known)})")
-        if self.snapshot is None:
-            raise UserError(f"{missing}; snapshot.debian.org not asked "
-                            "(BISECTOR_DEBIAN_SNAPSHOT=none)")
-        if not self.keyrings:
-            raise UserError(f"{missing}; snapshot.debian.org not asked: without a keyring "
-                            "its files could not be verified (BISECTOR_DEBIAN_KEYRING)")
+        missing = self._missing(ref, want, pkgs)
+        refused = self._snapshot_refused()
+        if refused is not None or self.snapshot is None:
+            raise UserError(f"{missing}; {refused}")
         try:
             pkg = self._from_snapshot(want, self.snapshot)
         except DownloadError as exc:
@@ -361,14 +407,117 @@ class DebianSource:
         return artifact_from_debs(f"debian:{ref}", [deb], meta, kind="debian",
                                   upstream=pkg.upstream)
 
-    def available(self) -> list[KernelEntry]:
+    @staticmethod
+    def _newest(pkgs: list[Package], flavour: str) -> dict[str, Package]:
+        """ABI → its newest package of ``flavour`` in the configured suites."""
         best: dict[str, Package] = {}
-        for p in self.packages():
-            if p.flavour != "amd64":
+        for p in pkgs:
+            if p.flavour != flavour:
                 continue
             if p.abi not in best or Version(p.version) > Version(best[p.abi].version):
                 best[p.abi] = p
-        return [KernelEntry(f"debian:{abi}", best[abi].version,
-                            f"{best[abi].suite}, upstream {best[abi].upstream}",
-                            upstream=best[abi].upstream)
-                for abi in sorted(best, key=Version)]
+        return best
+
+    def available(self) -> list[KernelEntry]:
+        best = self._newest(self.packages(), ARCH)
+        return [_entry(best[abi]) for abi in sorted(best, key=Version)]
+
+    def available_including(self, specs: Sequence[str]) -> list[KernelEntry]:
+        """The configured suites' kernels, completed from snapshot.debian.org from the
+        oldest of ``specs`` to the newest (a list bisection's endpoints), oldest first.
+
+        A bisection from ``debian:6.1.0-47`` (dropped by the suites) to ``6.1.0-56``
+        must walk every kernel in between, most of them gone from the archive too.
+        The list is of the endpoints' flavour.  Snapshot adds the kernels of the
+        endpoints' lines (:func:`line_of`) whose version lies between theirs; the
+        configured suites win for an ABI they carry.  Requests (all cached, see
+        :class:`SnapshotClient`, so planning again asks nothing): one
+        ``/mr/binary/<package>/`` per endpoint the suites lack (its versions bound the
+        range), ``/mr/package/<source>/`` once, and ``…/<version>/binpackages`` for each
+        version of the endpoints' series and releases inside the range whose kernels
+        are not known already.  Nothing is downloaded or verified here; each kernel is,
+        through the signed indexes, when a step resolves it.
+        """
+        refs = []
+        for spec in specs:
+            prefix, _, ref = spec.partition(":")
+            if prefix != self.prefix:
+                raise UserError(f"{spec}: not a {self.prefix}: kernel")
+            refs.append((ref, parse_ref(ref)))
+        flavours = {want.flavour for _, want in refs}
+        if len(flavours) != 1:
+            raise UserError(f"{' and '.join(specs)}: a list bisection walks kernels of "
+                            "one flavour")
+        (flavour,) = flavours
+        pkgs = self.packages()
+        live = self._newest(pkgs, flavour)
+        entries = {abi: _entry(p) for abi, p in live.items()}
+        if any(want.abi not in live for _, want in refs):
+            entries.update(self._snapshot_entries(refs, live, pkgs))
+        return [entries[abi] for abi in sorted(
+            entries, key=lambda abi: (Version(entries[abi].version), Version(abi)))]
+
+    def _snapshot_entries(self, refs: list[tuple[str, KernelRef]], live: dict[str, Package],
+                          pkgs: list[Package]) -> dict[str, KernelEntry]:
+        """ABI → entry of the kernels snapshot has between the endpoints ``refs``, for the
+        ABIs ``live`` (the configured suites) lacks."""
+        refused = self._snapshot_refused()
+        if refused is not None or self.snapshot is None:
+            gone = [self._missing(ref, want, pkgs) for ref, want in refs
+                    if want.abi not in live]
+            raise UserError("; ".join([*gone, f"{refused}, so a list bisection cannot "
+                                                "reach it"]))
+        client = SnapshotClient(self.snapshot, self.session,
+                                cache=cache_dir() / "debian-snapshot" / "api")
+        found: dict[str, KernelEntry] = {}
+        #: per endpoint: (ABI, source package, source version) of each of its versions
+        ends: list[tuple[str, str, str]] = []
+        for ref, want in refs:
+            if want.abi in live:
+                ends.append((want.abi, SOURCE, live[want.abi].version))
+                continue
+            seen = client.origins(want.package)
+            if not seen:
+                raise UserError(f"{self._missing(ref, want, pkgs)} nor on {self.snapshot}")
+            ends += [(want.abi, source or SOURCE, version) for _, source, version in seen]
+            newest = max((binary for binary, _, _ in seen), key=Version)
+            found[want.abi] = _entry_from_snapshot(want.spec, newest)
+        lo = min((v for _, _, v in ends), key=Version)
+        hi = max((v for _, _, v in ends), key=Version)
+        lines = {line_of(abi) for abi, _, _ in ends}
+        # the endpoints' series and releases: 6.1.180-1~bpo11+1 (bullseye's backport) is
+        # not a step from 6.1.0-47 to 6.1.0-56, and costs no request
+        releases = {(abi, series_of(v), release_of(abi, v)) for abi, _, v in ends}
+        # versions whose kernels are known already: the suites' and the endpoints'
+        known = {p.version for p in pkgs} | {v for _, _, v in ends}
+        flavour = refs[0][1].flavour
+        for source in sorted({SOURCE} | {s for _, s, _ in ends}):
+            covers = sorted({v for _, s, v in ends if s == source})
+            todo = [v for v in client.source_versions(source, covers=covers)
+                    if v not in known and Version(lo) <= Version(v) <= Version(hi)
+                    and any(series_of(v) == series and release_of(abi, v) == release
+                            for abi, series, release in releases)]
+            log.info("snapshot: %d versions of %s between %s and %s", len(todo), source,
+                     lo, hi)
+            for v in todo:
+                for name, version in client.binpackages(source, v):
+                    m = PKG_RE.match(name)
+                    if (m is None or m.group("flavour") != flavour
+                            or line_of(m.group("abi")) not in lines or m.group("abi") in live):
+                        continue
+                    abi = m.group("abi")
+                    if abi not in found or Version(version) > Version(found[abi].version):
+                        found[abi] = _entry_from_snapshot(
+                            KernelRef(abi, m.group("flavour")).spec, version)
+        return found
+
+
+def _entry(p: Package) -> KernelEntry:
+    """A configured suite's kernel as ``kernels list`` and a list bisection show it."""
+    return KernelEntry(KernelRef(p.abi, p.flavour).spec, p.version,
+                       f"{p.suite}, upstream {p.upstream}", upstream=p.upstream)
+
+
+def _entry_from_snapshot(spec: str, version: str) -> KernelEntry:
+    up = upstream_of(version)
+    return KernelEntry(spec, version, f"snapshot, upstream {up}", upstream=up)

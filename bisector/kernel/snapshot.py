@@ -10,7 +10,12 @@ snapshot.debian.org keeps them, and its machine-readable API
   architecture, the file's SHA1 (snapshot's content address) and where it was
   first seen: ``archive_name`` (``debian``, ``debian-security``), ``first_seen``
   (a snapshot timestamp), ``path`` and ``name``;
-* ``/file/<sha1>`` serves the bytes.
+* ``/file/<sha1>`` serves the bytes;
+* ``/mr/package/<source>/`` lists the versions a source package had, and
+  ``/mr/package/<source>/<version>/binpackages`` the binary packages one
+  version built: a list bisection whose endpoint only snapshot has finds the
+  kernels between its endpoints there (:meth:`bisector.kernel.debian.
+  DebianSource.available_including`).
 
 The API itself is not signed, so its SHA1 only *locates* a file.  What a
 download is checked against comes from the archive as it was at
@@ -24,15 +29,23 @@ this module is the API client and the guess of which suites to look in.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
-from ..errors import DownloadError
+from ..errors import BisectorError, DownloadError
+from ..paths import slug, write_atomic
 from .fetch import TIMEOUT
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SNAPSHOT = "https://snapshot.debian.org"
 
@@ -104,14 +117,35 @@ def preference(files: list[SeenFile]) -> list[SeenFile]:
 
 
 class SnapshotClient:
-    """The few calls of snapshot.debian.org's machine-readable API this needs."""
+    """The few calls of snapshot.debian.org's machine-readable API this needs.
 
-    def __init__(self, base: str, session: requests.Session) -> None:
+    With ``cache`` (a directory), the answers a list bisection's plan needs are kept
+    there and reused while they still hold (see each call), so planning the same
+    campaign again (a resume, a second run) asks snapshot nothing.  Without one
+    (resolving a kernel, which wants the newest version) every call asks.
+    """
+
+    def __init__(self, base: str, session: requests.Session,
+                 cache: Path | None = None) -> None:
         self.base = base.rstrip("/")
         self.session = session
+        self.cache = cache
 
-    def _json(self, path: str) -> dict[str, Any] | None:
-        """GET an API document; None for 404 (snapshot's "no such package/version")."""
+    def _json(self, path: str,
+              reuse: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any] | None:
+        """GET an API document; None for 404 (snapshot's "no such package/version").
+
+        ``reuse`` says whether a cached answer still holds (only with a cache); a 404
+        is never cached: the package may appear later.
+        """
+        stored = self._cache_file(path) if reuse is not None else None
+        if stored is not None and reuse is not None:
+            try:
+                cached = json.loads(stored.read_text())
+                if isinstance(cached, dict) and reuse(cached):
+                    return cached
+            except (OSError, ValueError, TypeError, KeyError):
+                pass  # absent or damaged: ask again
         url = f"{self.base}{path}"
         try:
             r = self.session.get(url, timeout=TIMEOUT)
@@ -127,19 +161,76 @@ class SnapshotClient:
             raise DownloadError(f"{url}: not a JSON answer") from exc
         if not isinstance(data, dict):
             raise DownloadError(f"{url}: unexpected answer (not a JSON object)")
+        if stored is not None:
+            try:
+                stored.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(stored, json.dumps(data))
+            except (OSError, BisectorError) as exc:  # a cache not written only costs time
+                log.info("not caching %s: %s", stored, exc)
         return data
 
-    def versions(self, package: str) -> list[str]:
-        """Every version of binary ``package`` snapshot knows (empty if none)."""
-        data = self._json(f"/mr/binary/{quote(package, safe='')}/")
+    def _cache_file(self, path: str) -> Path | None:
+        """Where the answer to ``path`` is kept: readable name, hash for uniqueness
+        (``6.12.22-1~bpo12+1`` and ``6.12.22-1+bpo12+1`` must not share a file)."""
+        if self.cache is None:
+            return None
+        digest = hashlib.sha256(f"{self.base}{path}".encode()).hexdigest()[:16]
+        return self.cache / f"{slug(path)[:60]}-{digest}.json"
+
+    def origins(self, package: str) -> list[tuple[str, str, str]]:
+        """``(binary version, source package, source version)`` of every version of binary
+        ``package`` snapshot knows (empty if none).  Cached, and reused while it names
+        a version: the ABI is in a package's name, so an ABI that is gone from the
+        archive gains no new versions."""
+        data = self._json(f"/mr/binary/{quote(package, safe='')}/",
+                          reuse=lambda doc: bool(doc["result"]))
         if data is None:
             return []
         try:
-            return [str(r["binary_version"]) for r in data["result"]
+            return [(str(r["binary_version"]), str(r.get("source", "")),
+                     str(r.get("version", r["binary_version"]))) for r in data["result"]
                     if r.get("name", package) == package]
         except (KeyError, TypeError) as exc:
             raise DownloadError(f"{self.base}/mr/binary/{package}/: unexpected answer "
                                 f"({exc!r})") from exc
+
+    def versions(self, package: str) -> list[str]:
+        """Every version of binary ``package`` snapshot knows (empty if none)."""
+        return [binary for binary, _, _ in self.origins(package)]
+
+    def source_versions(self, source: str, covers: Sequence[str] = ()) -> list[str]:
+        """Every version of source package ``source`` (empty if none).
+
+        The list grows with each upload, so a cached one is reused only while it names
+        every version in ``covers`` (a bisection's endpoints): uploads to one line of a
+        series get ever higher versions, so once the newest endpoint is in the list,
+        no version between the endpoints can still be missing from it.
+        """
+        want = set(covers)
+
+        def holds(doc: dict[str, Any]) -> bool:
+            return want <= {str(r["version"]) for r in doc["result"]}
+
+        path = f"/mr/package/{quote(source, safe='')}/"
+        data = self._json(path, reuse=holds)
+        if data is None:
+            return []
+        try:
+            return [str(r["version"]) for r in data["result"]]
+        except (KeyError, TypeError) as exc:
+            raise DownloadError(f"{self.base}{path}: unexpected answer ({exc!r})") from exc
+
+    def binpackages(self, source: str, version: str) -> list[tuple[str, str]]:
+        """``(name, version)`` of the binary packages ``source`` ``version`` built (empty if
+        snapshot does not know it).  A version's binaries never change: cached for good."""
+        path = f"/mr/package/{quote(source, safe='')}/{quote(version, safe='')}/binpackages"
+        data = self._json(path, reuse=lambda doc: True)
+        if data is None:
+            return []
+        try:
+            return [(str(r["name"]), str(r["version"])) for r in data["result"]]
+        except (KeyError, TypeError) as exc:
+            raise DownloadError(f"{self.base}{path}: unexpected answer ({exc!r})") from exc
 
     def binfiles(self, package: str, version: str, arch: str) -> list[SeenFile]:
         """Where the ``arch`` file of ``package`` ``version`` was first seen (empty if none)."""

@@ -8,6 +8,11 @@ in the shapes the real service answers with:
 * ``/mr/binary/<package>/<version>/binfiles?fileinfo=1`` → ``{"result":
   [{"architecture", "hash"}], "fileinfo": {<sha1>: [{"archive_name", "first_seen",
   "path", "name", "size"}]}}`` (``fileinfo`` only when asked for);
+* ``/mr/package/<source>/`` → ``{"package", "result": [{"version"}]}``, newest
+  first as the real service lists them (the client must not rely on it);
+* ``/mr/package/<source>/<version>/binpackages`` → ``{"package", "version",
+  "result": [{"name", "version"}]}``: every binary the version built, the
+  kernels among headers and debug packages;
 * ``/file/<sha1>`` → the bytes;
 * ``/archive/<archive_name>/<timestamp>/…`` → the archive as it was then
   (``dists/<suite>/InRelease``, ``Packages.xz``, ``pool/``), built with
@@ -30,6 +35,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from debian.debian_support import Version
+
 from tests.fakes.archive import debian_archive
 from tests.fakes.gpg import Signer, sign_suite
 
@@ -37,8 +44,10 @@ from tests.fakes.gpg import Signer, sign_suite
 @dataclass
 class SnapshotFarm:
     root: Path
-    #: binary package → [(binary version, source version)]
-    binaries: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    #: binary package → [(binary version, source package, source version)]
+    binaries: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    #: (source package, source version) → [(binary package, binary version)] it built
+    builds: dict[tuple[str, str], list[tuple[str, str]]] = field(default_factory=dict)
     #: (package, version) → [(architecture, sha1)]
     binfiles: dict[tuple[str, str], list[tuple[str, str]]] = field(default_factory=dict)
     fileinfo: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -47,18 +56,19 @@ class SnapshotFarm:
     requests: list[str] = field(default_factory=list)
 
     def publish(self, archive_name: str, timestamp: str, suite: str,
-                debs: Sequence[tuple[Path, str, str]], signers: Sequence[Signer]) -> None:
-        """``debs`` ((file, package, version)) first seen in ``suite`` of ``archive_name``
-        at ``timestamp``, whose InRelease ``signers`` sign (none: no InRelease)."""
+                debs: Sequence[tuple[Path, str, str]], signers: Sequence[Signer],
+                source: str = "linux") -> None:
+        """``debs`` ((file, package, version)) of ``source`` (the package version is the
+        source version, as for Debian's kernels) first seen in ``suite`` of
+        ``archive_name`` at ``timestamp``, whose InRelease ``signers`` sign (none: no
+        InRelease)."""
         tree = self.root / "archive" / archive_name / timestamp
         debian_archive(tree, suite, list(debs))
         if signers:
             sign_suite(tree, suite, signers)
         for deb, name, version in debs:
             sha1 = hashlib.sha1(deb.read_bytes()).hexdigest()
-            self.binaries.setdefault(name, [])
-            if all(v != version for v, _ in self.binaries[name]):
-                self.binaries[name].append((version, version))
+            self.built(source, version, [name])
             files = self.binfiles.setdefault((name, version), [])
             if ("amd64", sha1) not in files:
                 files.append(("amd64", sha1))
@@ -68,6 +78,17 @@ class SnapshotFarm:
                 "size": deb.stat().st_size})
             self.files[sha1] = tree / "pool" / "main" / "l" / "linux" / deb.name
 
+    def built(self, source: str, version: str, names: Sequence[str]) -> None:
+        """``source`` ``version`` built the binaries ``names`` (at ``version``): the API
+        lists them; only what :meth:`publish` gave has files and indexes."""
+        built = self.builds.setdefault((source, version), [])
+        for name in names:
+            if (name, version) not in built:
+                built.append((name, version))
+            versions = self.binaries.setdefault(name, [])
+            if all(v != version for v, _, _ in versions):
+                versions.append((version, source, version))
+
     # ------------------------------------------------------------ answers
     def answer(self, path: str, query: dict[str, list[str]]) -> tuple[int, bytes, str]:
         parts = [unquote(p) for p in path.split("/")]
@@ -75,9 +96,24 @@ class SnapshotFarm:
             name = parts[3]
             if name not in self.binaries:
                 return _not_found()
-            result = [{"binary_version": v, "name": name, "source": "linux", "version": src}
-                      for v, src in self.binaries[name]]
+            result = [{"binary_version": v, "name": name, "source": src, "version": src_v}
+                      for v, src, src_v in self.binaries[name]]
             return _json({"_comment": "foo", "binary": name, "result": result})
+        if path.startswith("/mr/package/") and path.endswith("/") and len(parts) == 5:
+            source = parts[3]
+            versions = sorted({v for s, v in self.builds if s == source}, key=Version,
+                              reverse=True)
+            if not versions:
+                return _not_found()
+            return _json({"_comment": "foo", "package": source,
+                          "result": [{"version": v} for v in versions]})
+        if path.startswith("/mr/package/") and len(parts) == 6 and parts[5] == "binpackages":
+            source, version = parts[3], parts[4]
+            if (source, version) not in self.builds:
+                return _not_found()
+            return _json({"_comment": "foo", "package": source, "version": version,
+                          "result": [{"name": n, "version": v}
+                                     for n, v in self.builds[(source, version)]]})
         if path.startswith("/mr/binary/") and len(parts) == 6 and parts[5] == "binfiles":
             name, version = parts[3], parts[4]
             if (name, version) not in self.binfiles:
