@@ -46,10 +46,19 @@ from .outcomes import (
     StageResult,
     Step,
     Terms,
+    VerificationStatus,
 )
 from .paths import reap_killed_runs, slug
 from .search import Handler, parse_bisect_log
-from .stages import ListPlan, git_stage, list_stage, map_upstream, plan_list, verify
+from .stages import (
+    ListPlan,
+    confirm_culprit,
+    git_stage,
+    list_stage,
+    map_upstream,
+    plan_list,
+    verify,
+)
 from .store import Campaign, Store
 from .tester import KernelTester, StepTester
 
@@ -80,6 +89,8 @@ class BisectArgs:
     report_dir: str | None = None
     #: let a list bisection over a distro's kernels cross upstream series
     across_series: bool = False
+    #: re-test the culprit, its parents and its revert before presenting it
+    verify_culprit: bool = True
 
     def __post_init__(self) -> None:
         # campaigns stored before several endpoints were allowed hold plain strings
@@ -171,6 +182,7 @@ class CampaignRunner:
         #: finished steps by candidate (commit sha or kernel spec): never tested twice
         self.recorded: dict[str, Step] = {}
         self.campaign: Campaign | None = None
+        self._steps_made = 0
 
     # ------------------------------------------------------------ memo and steps
     def _open(self) -> Campaign:
@@ -207,13 +219,20 @@ class CampaignRunner:
         if hit is not None:
             self.handler.message(f"{candidate[:40]}: {hit.verdict.value} (recorded earlier)")
             return hit
+        return self.retest(stage, candidate)
+
+    def retest(self, stage: Stage, candidate: str) -> Step:
+        """Test ``candidate`` again (a repeat, not answered from the memo); recorded."""
         assert self.campaign is not None
-        step_dir = self.campaign.dir / f"{stage.value}-{slug(candidate)[:40]}-{int(time.time())}"
+        self._steps_made += 1
+        step_dir = self.campaign.dir / (f"{stage.value}-{slug(candidate)[:40]}-"
+                                        f"{int(time.time())}-{self._steps_made}")
         step_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
         step = self.tester(stage, candidate, step_dir)
         step.total_s = round(time.monotonic() - t0, 2)
-        self._record(step)  # persisted before the search hears of it
+        self.store.add_step(self.campaign.id, step)  # persisted before anyone hears of it
+        self.recorded.setdefault(candidate, step)
         return step
 
     # ------------------------------------------------------------ stages
@@ -282,7 +301,13 @@ class CampaignRunner:
         result.stages.append(StageRecord(stage=Stage.GIT, **asdict(res)))
         if res.found and res.first is not None:
             result.culprit = commit_info(src.tree, res.first)
-            return self._finish(CampaignStatus.FOUND, result)
+            result.verification = confirm_culprit(self, src, res.first, rng.new_sha,
+                                                  self.args.verify_culprit)
+            doubtful = result.verification.status is VerificationStatus.DOUBTFUL
+            if doubtful:
+                result.reason = result.verification.summary
+            return self._finish(CampaignStatus.DOUBTFUL if doubtful else CampaignStatus.FOUND,
+                                result)
         result.reason = res.note
         if res.inconsistent:
             return self._finish(CampaignStatus.MISMATCH, result)

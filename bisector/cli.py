@@ -140,6 +140,10 @@ def _print_campaign(cr: CampaignResult, report_dir: Path | None) -> int:
     print(summary.headline(cr), flush=True)
     for line in summary.mail_lines(cr):
         print(f"  {line}")
+    if cr.verification is not None:
+        print(f"  verification: {cr.verification.summary}")
+        for flag in cr.verification.flags:
+            print(f"    - {flag}")
     meaning = summary.upstream_range(cr)
     if meaning and cr.culprit is None:
         print(f"  {meaning}")
@@ -168,7 +172,8 @@ def _bisect_args(args: argparse.Namespace) -> BisectArgs:
                       fragments=args.config_fragment, verify=not args.no_verify,
                       replay=args.replay, accel=args.accel, boot_timeout=args.boot_timeout,
                       memory_mb=args.memory, cpus=args.cpus, report_dir=args.report_dir,
-                      across_series=args.across_series)
+                      across_series=args.across_series,
+                      verify_culprit=not args.no_verify_culprit)
 
 
 def _cmd_bisect(args: argparse.Namespace) -> int:
@@ -432,6 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(b)
     b.add_argument("--no-verify", action="store_true",
                    help="do not test the endpoints before bisecting")
+    b.add_argument("--no-verify-culprit", action="store_true",
+                   help="do not re-test the culprit, its parents and its revert afterwards")
     b.add_argument("--replay", metavar="LOG", help="seed the bisection with a git bisect log")
     b.add_argument("--across-series", action="store_true",
                    help="let a bisection over distro kernels cross upstream series "

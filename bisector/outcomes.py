@@ -16,6 +16,9 @@ reads syzkaller's ``bisect.Result``):
   endpoint or distro/upstream disagreement (``MISMATCH``), or a campaign that
   could not run (``FAILED``).  ``RUNNING`` is a campaign that was interrupted
   and can be resumed.
+* :class:`CulpritVerification` — a git culprit re-tested with its parents and
+  its revert, and checked for culprits that cannot be right: ``CONFIRMED``,
+  ``DOUBTFUL`` (with the failed checks) or ``NOT_RUN``.
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ class Stage(enum.Enum):
     """Where in a campaign a step was taken."""
 
     VERIFY = "verify"  # an endpoint (or a merge base) checked before searching
+    CONFIRM = "confirm"  # the culprit, its parents, its revert re-tested after the search
     LIST = "list"  # binary search over a source's ordered list of prebuilt kernels
     GIT = "git"  # git bisect over commits
 
@@ -124,7 +128,8 @@ class StageResult:
 
 class CampaignStatus(enum.Enum):
     RUNNING = "running"  # interrupted (or in progress): ``bisector resume`` continues it
-    FOUND = "done"  # one commit / kernel named
+    FOUND = "done"  # one commit / kernel named (a git culprit: and its verification passed)
+    DOUBTFUL = "doubtful"  # the search ended at a commit, but verifying it failed: not an answer
     INCONCLUSIVE = "inconclusive"  # only candidates (skipped commits) are left
     MISMATCH = "mismatch"  # an endpoint, or upstream vs distro, does not behave as stated
     FAILED = "failed"  # could not run (bad refs, bad range, refused by git): see ``reason``
@@ -173,6 +178,85 @@ class StageRecord(_Model):
     inconsistent: bool = False
 
 
+class VerificationStatus(enum.Enum):
+    """What re-testing a named culprit concluded (see :mod:`bisector.verification`)."""
+
+    CONFIRMED = "confirmed"  # every check passed: present the culprit as the answer
+    DOUBTFUL = "doubtful"  # a check failed (``flags`` says which): present it as doubtful
+    NOT_RUN = "not-run"  # verification was not run (disabled, or no git culprit)
+
+
+class VerificationRole(enum.Enum):
+    """Which kernel of a culprit verification a series of runs tested."""
+
+    CULPRIT = "culprit"  # the named commit: must be in the "new" state
+    PARENT = "parent"  # a parent of it: must be in the "old" state
+    REVERT = "revert"  # the culprit reverted on top of the new end: must be "old"
+
+
+class RoleRuns(_Model):
+    """The runs of one kernel in a verification, and what they say about its state."""
+
+    role: VerificationRole
+    commit: str
+    #: the term (``good``/``bad``/``broken``/``fixed``) the culprit's claim needs here
+    expected: str
+    good: int = 0
+    bad: int = 0
+    skip: int = 0
+    #: P(this kernel is in the ``expected`` state | every run of the verification)
+    confidence: float = 0.0
+
+    @property
+    def runs(self) -> int:
+        return self.good + self.bad + self.skip
+
+
+class RevertStatus(enum.Enum):
+    APPLIED = "applied"  # the revert commit was made and tested: see ``result``
+    DOES_NOT_APPLY = "does-not-apply"  # later commits changed the same lines
+    NOT_REVERTABLE = "not-revertable"  # a root commit, or a commit that changes nothing
+    SKIPPED = "skipped"  # not asked for, not needed, or the culprit was already refuted
+
+
+class RevertCheck(_Model):
+    """The culprit reverted on top of the new end: it should be back in the old state."""
+
+    status: RevertStatus
+    #: the revert commit (kept under ``refs/bisector/reverts/``), when one was made
+    commit: str | None = None
+    #: the commit it was made on (the new end of the range)
+    onto: str | None = None
+    #: APPLIED: the term it tested as (the old one is expected), "undecided" or "untestable"
+    result: str | None = None
+    #: why it has this status, in one sentence
+    note: str = ""
+
+
+class CulpritVerification(_Model):
+    """A git culprit re-tested (and statically checked) before it is presented as the answer.
+
+    ``status`` is DOUBTFUL exactly when ``flags`` is not empty: each flag is one
+    failed check with its reason, so a report can say why without re-deriving it.
+    """
+
+    status: VerificationStatus
+    culprit: str
+    #: P(the culprit is in the new state and every parent in the old state | all runs)
+    confidence: float = 0.0
+    #: the confidence the verification tried to reach
+    target: float = 0.95
+    runs: list[RoleRuns] = []
+    revert: RevertCheck = RevertCheck(status=RevertStatus.SKIPPED)
+    flags: list[str] = []
+    summary: str = ""
+
+    @classmethod
+    def not_run(cls, culprit: str, why: str) -> CulpritVerification:
+        return cls(status=VerificationStatus.NOT_RUN, culprit=culprit,
+                   summary=f"culprit not verified: {why}")
+
+
 class CampaignResult(_Model):
     """What a campaign ended with; stored as JSON, read back with :meth:`model_validate`."""
 
@@ -199,6 +283,8 @@ class CampaignResult(_Model):
     upstream: UpstreamMap | None = None
     range: GitRange | None = None
     bisect_log: str = ""
+    #: the git culprit re-tested and checked (None: no git culprit, or an older result)
+    verification: CulpritVerification | None = None
 
     @property
     def terms(self) -> Terms:

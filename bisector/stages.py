@@ -14,6 +14,7 @@ where progress goes) so the stages can be read, and tested, one at a time.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,8 +24,10 @@ from typing import Protocol
 from . import kernel as kernels
 from .errors import UserError
 from .git import git
-from .outcomes import Stage, StageResult, Step, Terms, UpstreamMap
+from .kernel.gitbuild import GitBuildSource
+from .outcomes import CulpritVerification, Stage, StageResult, Step, Terms, UpstreamMap
 from .search import Bisector, GitBisection, Handler, ListBisection
+from .verification import compiled_sources, verify_culprit
 
 
 class StageContext(Protocol):
@@ -33,6 +36,10 @@ class StageContext(Protocol):
 
     def test(self, stage: Stage, candidate: str) -> Step:
         """Test (or recall from the memo) one candidate; the step is recorded."""
+        ...
+
+    def retest(self, stage: Stage, candidate: str) -> Step:
+        """Test one candidate again (never from the memo); the step is recorded."""
         ...
 
 
@@ -184,3 +191,32 @@ def git_stage(ctx: StageContext, worktree: Path, old_shas: Sequence[str], new_sh
     finally:
         gb.reset()
 
+
+
+def confirm_culprit(ctx: StageContext, src: GitBuildSource, culprit: str, new_end: str,
+                    enabled: bool) -> CulpritVerification:
+    """Re-test the culprit, its parent(s) and its revert on the new end, and check it
+    the way syzbot does (merge, release, no-op, unbuilt change): see
+    :mod:`bisector.verification`.  A failed check makes the answer doubtful."""
+    if not enabled:
+        return CulpritVerification.not_run(culprit, "--no-verify-culprit")
+
+    def step(sha: str, fresh: bool) -> Step:
+        ctx.handler.step_started(Stage.CONFIRM, 0, sha, 0)
+        s = ctx.retest(Stage.CONFIRM, sha) if fresh else ctx.test(Stage.CONFIRM, sha)
+        ctx.handler.step_finished(Stage.CONFIRM, 0, s)
+        return s
+
+    def bzimage_hash(sha: str) -> str | None:
+        image = src.built_image(sha)
+        return hashlib.sha256(image.read_bytes()).hexdigest() if image is not None else None
+
+    # what the build compiled; unknown (no objects yet) is not "nothing was compiled"
+    compiled = compiled_sources(src.build_dir) if src.build_dir.is_dir() else set()
+    ctx.handler.message(f"verifying the culprit {culprit[:12]}: re-testing it, its "
+                        "parent(s) and its revert")
+    return verify_culprit(src.tree, culprit, ctx.terms,
+                          test=lambda sha: step(sha, False), retest=lambda sha: step(sha, True),
+                          new_end=new_end, artifact_hash=bzimage_hash,
+                          built_files=(lambda: compiled) if compiled else None,
+                          say=ctx.handler.message)

@@ -38,9 +38,10 @@ def stable_line(c: CommitInfo) -> str:
 
 
 def mail_lines(r: CampaignResult) -> list[str]:
-    """The trailer-style lines for the named commit (empty when none is named)."""
+    """The trailer-style lines for the named commit (none for a doubtful one: a
+    ``Fixes:`` line is a claim, and a failed verification does not back it)."""
     c = r.culprit
-    if c is None:
+    if c is None or r.status is not CampaignStatus.FOUND:
         return []
     if r.find_fix:
         return [f"fixed by: {c.ref}", stable_line(c)]
@@ -86,6 +87,9 @@ def headline(r: CampaignResult) -> str:
         return f"{label}: {r.culprit.sha[:12]} {r.culprit.subject}"
     if r.status is CampaignStatus.FOUND:
         return f"first {t.new} kernel: {r.first_kernel} (last {t.old}: {r.last_old_kernel})"
+    if r.status is CampaignStatus.DOUBTFUL and r.culprit is not None:
+        return (f"doubtful: the bisection ended at {r.culprit.sha[:12]} {r.culprit.subject}, "
+                "but verifying it failed — not presented as the answer")
     if r.status is CampaignStatus.MISMATCH:
         return f"not bisected further: {r.reason}"
     if r.status is CampaignStatus.FAILED:

@@ -252,6 +252,15 @@ class GitBuildSource:
         cfg = hashlib.sha256(config.read_bytes()).hexdigest()
         return hashlib.sha256(f"{tree_hash}|{cfg}|{self.compiler()}".encode()).hexdigest()[:24]
 
+    def built_image(self, commit: str) -> Path | None:
+        """The cached bzImage of ``commit`` with this source's config, if it was built
+        (nothing is configured or built here: an unbuilt commit gives None)."""
+        config = cache_dir() / "git-configs" / f"{self.kconfig_key(commit)}.config"
+        if not config.exists():
+            return None
+        image = cache_dir() / "kernels" / "git" / self.artifact_key(commit, config) / "bzImage"
+        return image if image.exists() else None
+
     def resolve(self, ref: str) -> KernelArtifact:
         commit = self.rev_parse(ref)
         stats = BuildStats(rev=ref, commit=commit)
@@ -293,8 +302,11 @@ class GitBuildSource:
             shutil.copyfile(config, dest_cfg)
         argv: list[str | Path] = ["make", "-C", self.worktree, f"O={self.build_dir}",
                                   f"ARCH={ARCH}", f"-j{self.jobs}", "bzImage"]
+        # fixed build identity (#1, timestamp, user, host): the same code gives the same
+        # bzImage, so culprit verification can tell a no-op change by its kernel
         env = {"KBUILD_BUILD_TIMESTAMP": "bisector", "KBUILD_BUILD_USER": "bisector",
-               "KBUILD_BUILD_HOST": "bisector", "LOCALVERSION": ""}
+               "KBUILD_BUILD_HOST": "bisector", "KBUILD_BUILD_VERSION": "1",
+               "LOCALVERSION": ""}
         if self.use_ccache and shutil.which("ccache"):
             argv.append("CC=ccache gcc")
             env["CCACHE_DIR"] = os.environ.get("CCACHE_DIR", str(cache_dir() / "ccache"))

@@ -111,3 +111,48 @@ class History:
         for ref, name in refs.items():
             git(path, "update-ref", ref, shas[name])
         return shas
+
+
+def empty_repo(path: Path) -> Path:
+    """A new repository with no commit on ``main`` (for :func:`commit_files`)."""
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    return path
+
+
+def commit_files(repo: Path, message: str, files: dict[str, str | None],
+                 parents: list[str] | None = None,
+                 ref: str | None = "refs/heads/main") -> str:
+    """Commit ``files`` (path -> text; None deletes) on the first parent's tree; the sha.
+
+    Plumbing on a private index, so tests can give a commit real content and
+    any parents (a merge) without a checkout; ``parents`` defaults to ``ref``'s
+    commit (none on an empty repository), and ``ref`` is moved to the commit.
+    The working tree is not updated (``git checkout -f`` when a test needs it).
+    """
+    if parents is None:
+        head = proc.run(["git", "-C", repo, "rev-parse", "--verify", "-q", ref or "HEAD"],
+                        check=False).stdout.strip()
+        parents = [head] if head else []
+    index = repo / ".git" / "commit_files.index"
+    env = dict(ENV, GIT_INDEX_FILE=str(index))
+    try:
+        proc.run(["git", "-C", repo, "read-tree", *(parents[:1] or ["--empty"])], env=env)
+        for path, text in files.items():
+            if text is None:
+                proc.run(["git", "-C", repo, "update-index", "--force-remove", path], env=env)
+                continue
+            blob = proc.run(["git", "-C", repo, "hash-object", "-w", "--stdin"],
+                            input=text).stdout.strip()
+            proc.run(["git", "-C", repo, "update-index", "--add", "--cacheinfo",
+                      f"100644,{blob},{path}"], env=env)
+        tree = proc.run(["git", "-C", repo, "write-tree"], env=env).stdout.strip()
+    finally:
+        index.unlink(missing_ok=True)
+    argv: list[str | Path] = ["git", "-C", repo, "commit-tree", tree, "-m", message]
+    for p in parents:
+        argv += ["-p", p]
+    sha = proc.run(argv, env=ENV).stdout.strip()
+    if ref:
+        git(repo, "update-ref", ref, sha)
+    return sha

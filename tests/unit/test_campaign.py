@@ -33,17 +33,28 @@ G, B, S = Verdict.GOOD, Verdict.BAD, Verdict.SKIP
 class Scripted:
     """A StepTester: candidates are judged by a script instead of build+boot."""
 
-    def __init__(self, oracle: dict[str, Verdict], crash_after: int | None = None) -> None:
+    def __init__(self, oracle: dict[str, Verdict], crash_after: int | None = None,
+                 revert: Verdict = Verdict.GOOD) -> None:
         self.oracle = oracle
         self.crash_after = crash_after
+        #: what a commit the oracle does not know (the culprit's revert) tests as
+        self.revert = revert
         self.tested: list[str] = []
+        self.stages: list[Stage] = []
 
     def __call__(self, stage: Stage, candidate: str, step_dir: Path) -> Step:
         if self.crash_after is not None and len(self.tested) >= self.crash_after:
             raise InfraError("simulated crash (QEMU vanished)")
         self.tested.append(candidate)
-        return Step(stage, candidate, self.oracle[candidate], "scripted", build_s=1.0,
-                    boot_s=2.0, test_s=3.0, run_dir=str(step_dir))
+        self.stages.append(stage)
+        return Step(stage, candidate, self.oracle.get(candidate, self.revert), "scripted",
+                    build_s=1.0, boot_s=2.0, test_s=3.0, run_dir=str(step_dir))
+
+    @property
+    def searched(self) -> list[str]:
+        """The candidates tested by the search (culprit verification's re-tests left out)."""
+        return [c for c, st in zip(self.tested, self.stages, strict=True)
+                if st is not Stage.CONFIRM]
 
 
 def campaign(args: BisectArgs, store: Store, tester: Scripted) -> CampaignResult:
@@ -61,7 +72,9 @@ def test_git_campaign_finds_culprit_and_reports(tmp_path: Path, tmp_cache: Path)
     tree = tmp_path / "linux"
     shas = linear_repo(tree, 40)
     # the culprit's subject is hostile: it must come out inert in both reports
-    git(tree, "commit", "-q", "--allow-empty", "-m", EVIL)
+    (tree / "evil.c").write_text("int evil;\n")
+    git(tree, "add", "evil.c")
+    git(tree, "commit", "-q", "-m", EVIL)
     shas.append(git(tree, "rev-parse", "HEAD"))
     git(tree, "commit", "-q", "--allow-empty", "-m", "after")
     shas.append(git(tree, "rev-parse", "HEAD"))
@@ -171,7 +184,7 @@ def test_replay_log_seeds_the_bisection_and_the_endpoint_checks(tmp_path: Path,
     cr = campaign(BisectArgs(**{**args.__dict__, "replay": str(log)}),
                   Store(tmp_path / "b.sqlite"), replayed)
     assert cr.culprit is not None and cr.culprit.sha == shas[17]
-    assert replayed.tested == []  # endpoints verified from the log too: nothing rebuilt
+    assert replayed.searched == []  # endpoints verified from the log too: nothing rebuilt
 
 
 def test_several_good_endpoints_are_all_used(tmp_path: Path, tmp_cache: Path) -> None:
@@ -330,3 +343,57 @@ def test_bisect_passes_guest_size_to_every_boot(tmp_path: Path, tmp_cache: Path,
     code = cli.main(["bisect", "--repro", GRE, "--tree", str(tmp_path / "linux"), "--good", "v0",
                      "--bad", "main", "--memory", "2048", "--cpus", "1"])
     assert code == 3 and seen == [(2048, 1)]
+
+
+class Flaky(Scripted):
+    """``first`` answers for the first test of a commit, the oracle afterwards."""
+
+    def __init__(self, oracle: dict[str, Verdict], first: dict[str, Verdict]) -> None:
+        super().__init__(oracle)
+        self.first = dict(first)
+
+    def __call__(self, stage: Stage, candidate: str, step_dir: Path) -> Step:
+        step = super().__call__(stage, candidate, step_dir)
+        if candidate in self.first:
+            step.verdict = self.first.pop(candidate)
+        return step
+
+
+def test_a_culprit_is_verified_before_it_is_the_answer(tmp_path: Path, tmp_cache: Path) -> None:
+    shas = linear_repo(tmp_path / "linux", 24)
+    store = Store(tmp_path / "db.sqlite")
+    args = BisectArgs(repro=GRE, good=["v0"], bad=["main"], tree=str(tmp_path / "linux"))
+    # 21: no later commit touches its file, so its revert applies on the bad end
+    tester = Scripted(oracle_for(shas, 21))
+    cr = campaign(args, store, tester)
+    assert cr.status is CampaignStatus.FOUND and cr.verification is not None
+    v = cr.verification
+    assert v.status.value == "confirmed" and v.confidence >= 0.95
+    assert v.revert.status.value == "applied" and v.revert.result == "good"
+    confirm = [s for s in store.steps(cr.campaign_id) if s.stage is Stage.CONFIRM]
+    assert {s.candidate for s in confirm} >= {shas[21], shas[20]}  # re-tested, recorded
+    row = store.get(cr.campaign_id)
+    assert row is not None
+    md = write_report(row, store.steps(cr.campaign_id), cr, tmp_path / "r")["md"].read_text()
+    assert "### Verification: confirmed" in md and "| parent |" in md
+
+
+def test_a_flake_during_the_search_gives_a_doubtful_culprit(
+        tmp_path: Path, tmp_cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The bug is in 12, but 12 passed once by chance: the search ends at a later
+    commit, whose parent then fails again — doubtful, never presented as the answer."""
+    shas = linear_repo(tmp_path / "linux", 24)
+    truth = oracle_for(shas, 12)
+    # make every first test of 12..16 pass by chance, so the search ends at 17
+    tester = Flaky(truth, {shas[i]: G for i in range(12, 17)})
+    store = Store()  # the default one, which the CLI's summary reads
+    args = BisectArgs(repro=GRE, good=["v0"], bad=["main"], tree=str(tmp_path / "linux"))
+    cr = campaign(args, store, tester)
+    assert cr.culprit is not None and cr.culprit.sha != shas[12]  # the search was misled
+    assert cr.status is CampaignStatus.DOUBTFUL and cr.verification is not None
+    assert any(f.startswith("retest") for f in cr.verification.flags)
+    from bisector.cli import _print_campaign
+
+    assert _print_campaign(cr, tmp_path / "r") == 1  # not a named answer
+    out = capsys.readouterr().out
+    assert out.startswith("doubtful: the bisection ended at") and "Fixes:" not in out

@@ -213,6 +213,8 @@ class World:
     request: pytest.FixtureRequest
     #: what the scripted VM booted: a git build's commit sha, else the kernel spec
     booted: list[str] = field(default_factory=list)
+    #: what culprit verification booted after the search (re-tests, the revert)
+    confirmed: list[str] = field(default_factory=list)
     shas: list[str] = field(default_factory=list)
 
     @property
@@ -261,6 +263,9 @@ class World:
         def shows_new(art: KernelArtifact) -> bool:
             distro = art.meta.get("distro")
             if distro == "git" and git_first_new is not None:
+                if art.meta["commit"] not in self.shas:  # the culprit reverted on the new end
+                    assert str(art.meta["subject"]).startswith("Revert"), art.meta
+                    return False
                 return self.shas.index(art.meta["commit"]) >= git_first_new
             if distro == "debian" and debian_first_new is not None:
                 return int(art.release.split("-")[1]) >= debian_first_new
@@ -272,8 +277,8 @@ class World:
                           opts: RunOptions, timer: Timer, say: Callable[[str], None]) -> Outcome:
             if crash_after is not None and len(self.booted) >= crash_after:
                 raise InfraError("scripted: QEMU was killed (out of memory)")
-            self.booted.append(art.meta["commit"] if art.meta.get("distro") == "git"
-                               else art.spec)
+            booted = self.confirmed if run_dir.name.startswith("confirm-") else self.booted
+            booted.append(art.meta["commit"] if art.meta.get("distro") == "git" else art.spec)
             new = shows_new(art)
             bad = new != find_fix
             what = ("fixed" if find_fix else "has the bug") if new else \
@@ -486,14 +491,16 @@ def ex_replay(w: World, form: str) -> None:
     replayed = {ln.split()[-1] for ln in log_lines if re.match(r"git bisect (good|bad) ", ln)}
     tested_before = list(w.booted)
     w.booted.clear()
+    w.confirmed.clear()
     w.fresh_state("elsewhere")
     ran = w.cli(to_argv(REPLAY, subs={"…": args}))
     assert_culprit(w, ran, CULPRIT)
     assert not replayed & set(w.booted), "a replayed verdict was tested again"
     assert len(w.booted) == len(tested_before) - len(replayed)
-    assert steps_line(ran)[0] == len(w.booted)  # replayed steps are not counted as steps
-    if not form:
-        assert w.booted == [] and steps_line(ran) == (0, 0)
+    # replayed steps are not counted as steps; culprit verification's are
+    assert steps_line(ran)[0] == len(w.booted) + len(w.confirmed)
+    if not form:  # nothing searched; only culprit verification boots (its builds cached)
+        assert w.booted == [] and steps_line(ran)[0] == len(w.confirmed)
 
 
 def ex_resume(w: World, form: str) -> None:
@@ -518,7 +525,8 @@ def ex_resume(w: World, form: str) -> None:
     assert_culprit(w, ran, CULPRIT)
     assert report_dir(ran) == w.tmp / "runs" / f"campaign-{cid}" / "report"
     assert w.booted[:2] == before and len(w.booted) == len(set(w.booted))
-    assert steps_line(ran)[0] == len(w.booted)  # the steps before the crash count too
+    # the steps before the crash count too, and culprit verification's
+    assert steps_line(ran)[0] == len(w.booted) + len(w.confirmed)
     again = w.cli(to_argv(RESUME, keep=[form], subs={"CAMPAIGN": [cid]}))
     assert again.code == 2, again  # nothing left to resume: a user error
     assert again.err.startswith("bisector: error: "), again
