@@ -79,5 +79,11 @@ demo: setup apt-demo image
 bench-bisect: setup apt-demo image
 	$(BIN)/python bench/bisection.py --demo-dir $(DEMO_DIR)
 
+# Flaky bugs, simulated: Bayesian search vs plain / syzbot / repeat-8 bisection (pure Python,
+# about 6 minutes on 2 cores; FLAKY_ARGS=--quick for a smoke run).
+.PHONY: bench-flaky
+bench-flaky: venv
+	$(BIN)/python bench/flaky.py $(FLAKY_ARGS)
+
 clean:
 	rm -rf build $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from . import reproducer, runner
 from .errors import UserError
+from .flaky import BayesOptions, bayes_stage
 from .git import commit_info
 from .kernel import KernelResolver, is_prebuilt
 from .outcomes import (
@@ -91,6 +92,12 @@ class BisectArgs:
     across_series: bool = False
     #: re-test the culprit, its parents and its revert before presenting it
     verify_culprit: bool = True
+    #: plain (git bisect), bayes (noisy search), auto (bayes for a declared trigger rate)
+    strategy: str = "auto"
+    #: the Bayesian search stops when its top hypothesis reaches this
+    confidence: float = 0.95
+    max_runs: int | None = None
+    max_builds: int | None = None
 
     def __post_init__(self) -> None:
         # campaigns stored before several endpoints were allowed hold plain strings
@@ -296,8 +303,16 @@ class CampaignRunner:
                 result.reason = why
                 return self._finish(CampaignStatus.MISMATCH, result)
         src = self.kernels.git_source
-        res, result.bisect_log = git_stage(self, src.ensure_worktree(), rng.old_shas,
-                                           rng.new_sha)
+        if self._strategy() == "bayes":
+            assert self.campaign is not None
+            earlier = [s for s in self.store.steps(self.campaign.id) if s.stage is Stage.GIT]
+            src.ensure_worktree()
+            res, result.hypotheses, result.bisect_log = bayes_stage(
+                self, src.tree, rng.old_shas, rng.new_sha, self._bayes_options(), earlier)
+            result.strategy = "bayes"
+        else:
+            res, result.bisect_log = git_stage(self, src.ensure_worktree(), rng.old_shas,
+                                               rng.new_sha)
         result.stages.append(StageRecord(stage=Stage.GIT, **asdict(res)))
         if res.found and res.first is not None:
             result.culprit = commit_info(src.tree, res.first)
@@ -313,6 +328,17 @@ class CampaignRunner:
             return self._finish(CampaignStatus.MISMATCH, result)
         result.candidates = [commit_info(src.tree, c) for c in res.candidates]
         return self._finish(CampaignStatus.INCONCLUSIVE, result)
+
+    def _strategy(self) -> str:
+        """plain, bayes, or (auto) bayes when the reproducer declares a trigger rate."""
+        if self.args.strategy != "auto":
+            return self.args.strategy
+        return "bayes" if self.repro.spec.verdict.trigger_rate is not None else "plain"
+
+    def _bayes_options(self) -> BayesOptions:
+        return BayesOptions(target=self.args.confidence, max_runs=self.args.max_runs,
+                            max_builds=self.args.max_builds,
+                            trigger_rate=self.repro.spec.verdict.trigger_rate)
 
     def _list_answer(self, plan: ListPlan, lst: StageResult, result: CampaignResult) -> None:
         result.stages.append(StageRecord(stage=Stage.LIST, **asdict(lst)))

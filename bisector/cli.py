@@ -173,7 +173,9 @@ def _bisect_args(args: argparse.Namespace) -> BisectArgs:
                       replay=args.replay, accel=args.accel, boot_timeout=args.boot_timeout,
                       memory_mb=args.memory, cpus=args.cpus, report_dir=args.report_dir,
                       across_series=args.across_series,
-                      verify_culprit=not args.no_verify_culprit)
+                      verify_culprit=not args.no_verify_culprit, strategy=args.strategy,
+                      confidence=args.confidence, max_runs=args.max_runs,
+                      max_builds=args.max_builds)
 
 
 def _cmd_bisect(args: argparse.Namespace) -> int:
@@ -343,6 +345,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.5 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a confidence in [0.5, 1)")
+    return value
+
+
 def _bounded_int(lo: int, hi: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -439,6 +451,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not test the endpoints before bisecting")
     b.add_argument("--no-verify-culprit", action="store_true",
                    help="do not re-test the culprit, its parents and its revert afterwards")
+    b.add_argument("--strategy", choices=["auto", "plain", "bayes"], default="auto",
+                   help="plain: git bisect, one verdict per commit; bayes: a noisy search "
+                        "for flaky reproducers (auto: bayes when the reproducer declares "
+                        "verdict.trigger_rate)")
+    b.add_argument("--confidence", type=_probability, default=0.95,
+                   help="bayes: stop when the top hypothesis reaches this (default 0.95)")
+    b.add_argument("--max-runs", type=_bounded_int(1, 100000), help="bayes: run budget")
+    b.add_argument("--max-builds", type=_bounded_int(1, 100000), help="bayes: build budget")
     b.add_argument("--replay", metavar="LOG", help="seed the bisection with a git bisect log")
     b.add_argument("--across-series", action="store_true",
                    help="let a bisection over distro kernels cross upstream series "

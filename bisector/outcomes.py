@@ -257,6 +257,15 @@ class CulpritVerification(_Model):
                    summary=f"culprit not verified: {why}")
 
 
+class Likelihood(_Model):
+    """One hypothesis of the Bayesian search: a first-bad commit, or None for "flake"."""
+
+    commit: str | None
+    probability: float
+    #: posterior mean trigger rate under it (the false-failure rate for "flake")
+    rate: float = 0.0
+
+
 class CampaignResult(_Model):
     """What a campaign ended with; stored as JSON, read back with :meth:`model_validate`."""
 
@@ -285,6 +294,9 @@ class CampaignResult(_Model):
     bisect_log: str = ""
     #: the git culprit re-tested and checked (None: no git culprit, or an older result)
     verification: CulpritVerification | None = None
+    #: how the git stage searched: plain (git bisect) or bayes; bayes' top hypotheses
+    strategy: str = "plain"
+    hypotheses: list[Likelihood] = []
 
     @property
     def terms(self) -> Terms:

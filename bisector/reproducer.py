@@ -171,6 +171,9 @@ class VerdictRules(_Strict):
     #: boot a fresh guest for every iteration (default: all iterations in one boot; a
     #: guest that dies is booted again either way)
     fresh_boot: bool = False
+    #: the bug is flaky: P(a run on a buggy kernel shows it); declaring it makes
+    #: `bisector bisect` use the Bayesian search (--strategy auto)
+    trigger_rate: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = None
 
     @model_validator(mode="after")
     def _thresholds(self) -> VerdictRules:
