@@ -114,7 +114,7 @@ def bayes_stage(ctx: StageContext, tree: Path, old_shas: Sequence[str], new_sha:
         what = "flake" if top.candidate is None else order[top.candidate][:12]
         ctx.handler.message(f"bayes: top hypothesis {what} at {top.probability:.3f}")
     res = engine.result()
-    log = _bisect_log(ctx.terms, old_shas, new_sha, order, engine)
+    log = _bisect_log(ctx.terms, old_shas, new_sha, order, engine, tree)
     tops = [Likelihood(commit=None if h.candidate is None else order[h.candidate],
                        probability=round(h.probability, 4), rate=round(h.rate, 3))
             for h in res.top]
@@ -139,12 +139,19 @@ def _answer(res: BayesResult, order: list[str], opts: BayesOptions) -> StageResu
 
 
 def _bisect_log(terms: Terms, old_shas: Sequence[str], new_sha: str, order: list[str],
-                engine: BayesSearch) -> str:
-    """The answer as a replayable ``git bisect log`` (the engine's marks)."""
+                engine: BayesSearch, tree: Path) -> str:
+    """The answer as a replayable ``git bisect log`` (the engine's marks), ending with
+    the comment git writes when it names a commit."""
     lines = [f"git bisect start '--term-old={terms.old}' '--term-new={terms.new}'",
              f"git bisect {terms.new} {new_sha}"]
     lines += [f"git bisect {terms.old} {s}" for s in old_shas]
+    first = None
     for mark in engine.answer_marks():
         term = terms.new if mark.term == "bad" else terms.old
         lines.append(f"git bisect {term} {order[mark.candidate]}")
+        if mark.term == "bad":
+            first = order[mark.candidate]
+    if first is not None:
+        subject = git(tree, "log", "-1", "--format=%s", first).stdout.strip()
+        lines.append(f"# first {terms.new} commit: [{first}] {subject}")
     return "\n".join(lines) + "\n"

@@ -369,6 +369,7 @@ FETCH = "bisector kernels fetch debian:6.1.0-56"
 IMAGE = "bisector image build [--rebuild]"
 ACROSS = ("bisector bisect --repro FILE --good debian:6.1.0-53 --bad debian:6.12.57+deb13 "
           "--across-series")
+BAYES = "bisector bisect … --strategy bayes"
 CACHE_DU = "bisector cache du"
 CACHE_PRUNE = "bisector cache prune --keep 5 --older-than 30d"
 
@@ -657,6 +658,17 @@ def ex_across_series(w: World, form: str) -> None:
     assert booted[:2] == ["debian:6.1.0-53", "debian:6.12.57+deb13"]
 
 
+def ex_bayes(w: World, form: str) -> None:
+    """``…`` is the README's first git bisection, searched by the Bayesian engine."""
+    w.use_tree()
+    w.vm(git_first_new=CULPRIT)
+    args = to_argv(BISECT_GIT, subs=SUBS)[1:]
+    ran = w.cli(to_argv(BAYES, subs={"…": args}))
+    assert_culprit(w, ran, CULPRIT)
+    md = (report_dir(ran) / "report.md").read_text()
+    assert "## Bayesian search: top hypotheses" in md
+
+
 def ex_cache_du(w: World, form: str) -> None:
     kernel = w.tmp / "cache" / "kernels" / "debian" / "k1"
     kernel.mkdir(parents=True)
@@ -713,6 +725,7 @@ EXAMPLES: dict[str, Scenario] = {
     FETCH: Scenario(ex_kernels_fetch),
     IMAGE: Scenario(ex_image_build, ("", "--rebuild")),
     ACROSS: Scenario(ex_across_series),
+    BAYES: Scenario(ex_bayes),
     CACHE_DU: Scenario(ex_cache_du),
     CACHE_PRUNE: Scenario(ex_cache_prune),
 }
