@@ -293,7 +293,9 @@ class CampaignRunner:
              do_verify: bool) -> CampaignResult:
         rng = result.range
         assert rng is not None
-        if do_verify:
+        # one verdict per endpoint says little about a flaky bug: the Bayesian search
+        # weighs the endpoints' runs with all the others (and "flake" if they disagree)
+        if do_verify and self._strategy() != "bayes":
             why = verify(self, list(zip(rng.old_shas, old_names, strict=True)),
                          (rng.new_sha, new_name))
             if why is not None:
@@ -317,7 +319,8 @@ class CampaignRunner:
         if res.found and res.first is not None:
             result.culprit = commit_info(src.tree, res.first)
             result.verification = confirm_culprit(self, src, res.first, rng.new_sha,
-                                                  self.args.verify_culprit)
+                                                  self.args.verify_culprit,
+                                                  flaky=self._strategy() == "bayes")
             doubtful = result.verification.status is VerificationStatus.DOUBTFUL
             if doubtful:
                 result.reason = result.verification.summary

@@ -27,7 +27,7 @@ from .git import git
 from .kernel.gitbuild import GitBuildSource
 from .outcomes import CulpritVerification, Stage, StageResult, Step, Terms, UpstreamMap
 from .search import Bisector, GitBisection, Handler, ListBisection
-from .verification import compiled_sources, verify_culprit
+from .verification import VerifyPolicy, compiled_sources, verify_culprit
 
 
 class StageContext(Protocol):
@@ -194,7 +194,7 @@ def git_stage(ctx: StageContext, worktree: Path, old_shas: Sequence[str], new_sh
 
 
 def confirm_culprit(ctx: StageContext, src: GitBuildSource, culprit: str, new_end: str,
-                    enabled: bool) -> CulpritVerification:
+                    enabled: bool, flaky: bool = False) -> CulpritVerification:
     """Re-test the culprit, its parent(s) and its revert on the new end, and check it
     the way syzbot does (merge, release, no-op, unbuilt change): see
     :mod:`bisector.verification`.  A failed check makes the answer doubtful."""
@@ -215,8 +215,11 @@ def confirm_culprit(ctx: StageContext, src: GitBuildSource, culprit: str, new_en
     compiled = compiled_sources(src.build_dir) if src.build_dir.is_dir() else set()
     ctx.handler.message(f"verifying the culprit {culprit[:12]}: re-testing it, its "
                         "parent(s) and its revert")
+    # a flaky bug needs more runs before a pass means "good": 6 passes at p = 0.5 still
+    # leave a 1-in-64 chance that the kernel has the bug
+    policy = VerifyPolicy(max_runs=16) if flaky else VerifyPolicy()
     return verify_culprit(src.tree, culprit, ctx.terms,
                           test=lambda sha: step(sha, False), retest=lambda sha: step(sha, True),
                           new_end=new_end, artifact_hash=bzimage_hash,
                           built_files=(lambda: compiled) if compiled else None,
-                          say=ctx.handler.message)
+                          policy=policy, say=ctx.handler.message)

@@ -52,6 +52,8 @@ from ..verdict import Verdict
 
 #: posterior mass below which a group is ignored when valuing actions
 _LIVE = 1e-12
+#: posterior mass below which a group is left out of a build plan's value
+_PLAN_MASS = 1e-7
 #: run counts a new build is valued for (its cost is paid once, then runs are cheap)
 _BATCHES = (1, 2, 4, 8, 16, 32, 64)
 #: where new candidates are looked for: P(candidate is bad) at these values
@@ -107,7 +109,7 @@ def _binom(n: int, rate: float) -> tuple[float, ...]:
 def _mixture(weights: Sequence[float], values: Sequence[float], n: int) -> list[float]:
     dist = [0.0] * (n + 1)
     for w, v in zip(weights, values, strict=True):
-        if w > 1e-9:
+        if w > 1e-7:
             for k, q in enumerate(_binom(n, v)):
                 dist[k] += w * q
     return dist
@@ -329,6 +331,8 @@ class _GroupPost:
         self.p_w, self.e_w, self._p, self._e = p_w, e_w, p, e
         self.p_mean = sum(w * v for w, v in zip(p_w, p.values, strict=True))
         self.e_mean = sum(w * v for w, v in zip(e_w, e.values, strict=True))
+        #: one run's outcome entropy on a bad (good) kernel given this group
+        self.p_h, self.e_h = _h(self.p_mean), _h(self.e_mean)
         self._dists: dict[tuple[bool, int], tuple[list[float], float]] = {}
 
     def dist(self, bad: bool, n: int) -> tuple[list[float], float]:
@@ -645,8 +649,8 @@ def _gain1(posts: Sequence[_GroupPost], live: Sequence[int], fr: Sequence[float]
     p_fail = cond = 0.0
     for k, f in zip(live, fr, strict=True):
         g = posts[k]
-        p_fail += g.mass * (f * g.p_mean + (1.0 - f) * g.e_mean)
-        cond += g.mass * (f * _h(g.p_mean) + (1.0 - f) * _h(g.e_mean))
+        p_fail += g.mass * (g.e_mean + f * (g.p_mean - g.e_mean))
+        cond += g.mass * (g.e_h + f * (g.p_h - g.e_h))
     return max(0.0, _h(p_fail) - cond)
 
 
@@ -676,7 +680,8 @@ class _Planner:
     known-new end (which alone tells a culprit from a flake).  A new build is
     valued as its best plan of n runs (:data:`_BATCHES`), since one run could never
     repay 600 s; plans are only computed when even a perfect build could beat the
-    best cheap action.  A candidate's SKIP rate inflates its cost per informative run.
+    best cheap action, and only for the two new candidates whose first run is worth
+    most.  A candidate's SKIP rate inflates its cost per informative run.
     """
 
     def __init__(self, costs: Costs) -> None:
@@ -716,11 +721,18 @@ class _Planner:
         if best is not None and best.rate >= bound:
             return best
         step = overhead + self.costs.run_s
-        for g1, c, fr in sorted(new, reverse=True)[:3]:
-            for n in _BATCHES:
-                gain = g1 if n == 1 else _gain_n(posts, live, fr, n)
-                best = _better(best, Action(c, ActionKind.BUILD, gain, overhead + n * run, n,
-                                            step))
+        # a plan is an estimate: the groups that hold real mass are enough for it
+        keep = [j for j, k in enumerate(live) if posts[k].mass > _PLAN_MASS]
+        live_n = [live[j] for j in keep]
+        for g1, c, fr in sorted(new, reverse=True)[:2]:
+            fr_n = [fr[j] for j in keep]
+            last = 0.0
+            for n in _BATCHES:  # a plan's rate rises while runs repay the build, then falls
+                gain = g1 if n == 1 else _gain_n(posts, live_n, fr_n, n)
+                plan = Action(c, ActionKind.BUILD, gain, overhead + n * run, n, step)
+                if plan.rate < last:
+                    break
+                best, last = _better(best, plan), plan.rate
         return best
 
 
