@@ -560,7 +560,9 @@ class _Dag:
     def __init__(self, prior: _Prior, flake_prior: float,
                  ancestors: Callable[[int], frozenset[int]]) -> None:
         self.prior, self.flake_prior, self.n = prior, flake_prior, prior.n
-        self._ancestors = functools.lru_cache(maxsize=None)(ancestors)
+        # built candidates are asked for every step, new picks a few times: a bounded
+        # cache keeps those without holding thousands of large sets on a big DAG
+        self._ancestors = functools.lru_cache(maxsize=512)(ancestors)
         self.gid = [0] * self.n
         self.sigs: list[frozenset[int]] = [frozenset()]
         self.members: list[list[int]] = [list(range(self.n))]
