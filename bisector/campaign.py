@@ -35,7 +35,7 @@ from pathlib import Path
 
 from . import reproducer, runner
 from .errors import UserError
-from .flaky import BayesOptions, bayes_stage
+from .flaky import BayesOptions, bayes_stage, strategy_for
 from .git import commit_info
 from .kernel import KernelResolver, is_prebuilt
 from .outcomes import (
@@ -269,7 +269,7 @@ class CampaignRunner:
         if isinstance(lst, str):
             result.reason = lst
             return self._finish(CampaignStatus.MISMATCH, result)
-        self._list_answer(plan.list_plan, lst, result)
+        list_answer(plan.list_plan, lst, result)
         if not lst.found:
             return self._finish(CampaignStatus.INCONCLUSIVE, result)
         if not self.args.tree:
@@ -310,7 +310,10 @@ class CampaignRunner:
             earlier = [s for s in self.store.steps(self.campaign.id) if s.stage is Stage.GIT]
             src.ensure_worktree()
             res, result.hypotheses, result.bisect_log = bayes_stage(
-                self, src.tree, rng.old_shas, rng.new_sha, self._bayes_options(), earlier)
+                self, src.tree, rng.old_shas, rng.new_sha,
+                BayesOptions(target=self.args.confidence, max_runs=self.args.max_runs,
+                             max_builds=self.args.max_builds,
+                             trigger_rate=self.repro.spec.verdict.trigger_rate), earlier)
             result.strategy = "bayes"
         else:
             res, result.bisect_log = git_stage(self, src.ensure_worktree(), rng.old_shas,
@@ -333,31 +336,25 @@ class CampaignRunner:
         return self._finish(CampaignStatus.INCONCLUSIVE, result)
 
     def _strategy(self) -> str:
-        """plain, bayes, or (auto) bayes when the reproducer declares a trigger rate."""
-        if self.args.strategy != "auto":
-            return self.args.strategy
-        return "bayes" if self.repro.spec.verdict.trigger_rate is not None else "plain"
-
-    def _bayes_options(self) -> BayesOptions:
-        return BayesOptions(target=self.args.confidence, max_runs=self.args.max_runs,
-                            max_builds=self.args.max_builds,
-                            trigger_rate=self.repro.spec.verdict.trigger_rate)
-
-    def _list_answer(self, plan: ListPlan, lst: StageResult, result: CampaignResult) -> None:
-        result.stages.append(StageRecord(stage=Stage.LIST, **asdict(lst)))
-        result.list_note = plan.note
-        upstream = {e.spec: e.upstream for e in plan.items}
-        result.first_kernel, result.last_old_kernel = lst.first, lst.last_old
-        result.first_upstream = upstream.get(lst.first or "")
-        result.last_old_upstream = upstream.get(lst.last_old or "")
-        result.candidate_kernels = list(lst.candidates)
-        result.reason = lst.note
+        return strategy_for(self.args.strategy, self.repro.spec.verdict.trigger_rate)
 
     def _finish(self, status: CampaignStatus, result: CampaignResult) -> CampaignResult:
         assert self.campaign is not None
         result.status = status
         self.store.finish(self.campaign.id, status, result.model_dump(mode="json"))
         return result
+
+
+def list_answer(plan: ListPlan, lst: StageResult, result: CampaignResult) -> None:
+    """The list stage's answer into the result, with what its kernels are upstream."""
+    result.stages.append(StageRecord(stage=Stage.LIST, **asdict(lst)))
+    result.list_note = plan.note
+    upstream = {e.spec: e.upstream for e in plan.items}
+    result.first_kernel, result.last_old_kernel = lst.first, lst.last_old
+    result.first_upstream = upstream.get(lst.first or "")
+    result.last_old_upstream = upstream.get(lst.last_old or "")
+    result.candidate_kernels = list(lst.candidates)
+    result.reason = lst.note
 
 
 def run_campaign(args: BisectArgs, handler: Handler, store: Store | None = None,

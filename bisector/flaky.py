@@ -34,6 +34,13 @@ class BayesOptions:
     trigger_rate: float | None = None
 
 
+def strategy_for(asked: str, trigger_rate: float | None) -> str:
+    """plain, bayes, or (``auto``) bayes when the reproducer declares a trigger rate."""
+    if asked != "auto":
+        return asked
+    return "bayes" if trigger_rate is not None else "plain"
+
+
 def candidates(tree: Path, old_shas: Sequence[str], new_sha: str
                ) -> tuple[list[str], dict[str, list[str]]]:
     """The commits that may be the first new one, oldest first (the new end last), and
