@@ -87,6 +87,13 @@ def test_git_bisect_run_aborts_on_a_broken_reproducer(tmp_path: Path, tmp_cache:
      "--term-old"),
     (["bisect", "--repro", str(GRE), "--good", "a", "--bad", "b", "--term-new", "reset"],
      "--term-new"),
+    (["bisect", "--repro", str(GRE), "--good", "a", "--bad", "b", "--confidence", "1.5"],
+     "--confidence"),
+    (["bisect", "--repro", str(GRE), "--good", "a", "--bad", "b", "--max-runs", "0"],
+     "--max-runs"),
+    (["bisect", "--repro", str(GRE), "--good", "a", "--bad", "b", "--strategy", "magic"],
+     "--strategy"),
+    (["cache", "prune", "--older-than", "-3d"], "--older-than"),
 ])
 def test_bad_option_values_are_refused_up_front(argv: list[str], fragment: str,
                                                 capsys: pytest.CaptureFixture[str]) -> None:

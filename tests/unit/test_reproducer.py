@@ -192,6 +192,12 @@ def _huge(tmp_path: Path) -> Path:
     (lambda t: write(t, dict(MINIMAL, run=[{"name": "t", "run": "x", "timeout": 1e9}])),
      r"field 'run\[0\]\.timeout'"),
     (lambda t: write(t, dict(MINIMAL, files=[{"path": "", "content": "x"}])), "must name a file"),
+    (lambda t: write(t, {**MINIMAL, "verdict": {**MINIMAL["verdict"],  # type: ignore[dict-item]
+                                                 "trigger_rate": 0}}),
+     r"field 'verdict\.trigger_rate'"),
+    (lambda t: write(t, {**MINIMAL, "verdict": {**MINIMAL["verdict"],  # type: ignore[dict-item]
+                                                 "fresh_boot": "often"}}),
+     r"field 'verdict\.fresh_boot'"),
     (lambda t: write(t, dict(MINIMAL, files=[{"path": ".", "content": "x"}])), "must name a file"),
     (lambda t: write(t, dict(MINIMAL, files=[{"path": "d/", "content": "x"}])), "must name a file"),
     (lambda t: write(t, dict(MINIMAL, params={**MINIMAL["params"], "n": 0},  # type: ignore[dict-item]
