@@ -13,9 +13,9 @@ PYTEST_ARGS ?=
 APT_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap openssh-client ca-certificates \
 	busybox-static e2fsprogs kmod zstd xz-utils gpgv gnupg debian-archive-keyring \
 	python3 python3-venv python3-dev git make gcc ccache bc bison flex libelf-dev \
-	libssl-dev cpio dwarves rsync perl
+	libssl-dev cpio dwarves rsync perl chromium
 
-.PHONY: setup apt apt-demo venv image test test-unit test-all lint bench-boot bench-bisect demo clean
+.PHONY: setup apt apt-demo venv image kernels-test test test-unit test-all lint bench-boot bench-bisect demo clean
 
 setup: apt venv
 
@@ -50,7 +50,15 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
 image: setup
 	$(BIN)/bisector image build
 
-test: setup image
+# the real Debian kernels the default run boots (test_boot, the fault rows, the real
+# sweeps); fetched once into the cache, then served to the tests from 127.0.0.1
+TEST_KERNELS := debian:6.1.0-56 debian:6.1.0-57
+kernels-test: $(STAMPS)/kernels-test
+$(STAMPS)/kernels-test: $(STAMPS)/venv
+	$(BIN)/bisector kernels fetch $(TEST_KERNELS) > /dev/null
+	@touch $@
+
+test: setup image kernels-test
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 test-unit: setup
@@ -84,6 +92,13 @@ bench-bisect: setup apt-demo image
 .PHONY: bench-flaky
 bench-flaky: venv
 	$(BIN)/python bench/flaky.py $(FLAKY_ARGS)
+
+# The nightly sweep's cost: 2 x 2 sweep (cold, cached) against a shell loop of `bisector
+# run`, and the demo tree's git-line regression bisected to a verified culprit.
+.PHONY: bench-sweep
+bench-sweep: setup apt-demo image
+	$(BIN)/python -m bisector.demo --dir $(DEMO_DIR) --seed $(DEMO_SEED) create
+	$(BIN)/python bench/sweep.py --demo-dir $(DEMO_DIR)
 
 clean:
 	rm -rf build $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

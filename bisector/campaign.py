@@ -98,6 +98,9 @@ class BisectArgs:
     confidence: float = 0.95
     max_runs: int | None = None
     max_builds: int | None = None
+    #: P(a run on a bad kernel fails) measured elsewhere (a sweep's flaky cell), used
+    #: when the reproducer declares none: it feeds the Bayesian search's noise model
+    trigger_rate: float | None = None
 
     def __post_init__(self) -> None:
         # campaigns stored before several endpoints were allowed hold plain strings
@@ -313,7 +316,7 @@ class CampaignRunner:
                 self, src.tree, rng.old_shas, rng.new_sha,
                 BayesOptions(target=self.args.confidence, max_runs=self.args.max_runs,
                              max_builds=self.args.max_builds,
-                             trigger_rate=self.repro.spec.verdict.trigger_rate), earlier)
+                             trigger_rate=self._trigger_rate()), earlier)
             result.strategy = "bayes"
         else:
             res, result.bisect_log = git_stage(self, src.ensure_worktree(), rng.old_shas,
@@ -336,7 +339,11 @@ class CampaignRunner:
         return self._finish(CampaignStatus.INCONCLUSIVE, result)
 
     def _strategy(self) -> str:
-        return strategy_for(self.args.strategy, self.repro.spec.verdict.trigger_rate)
+        return strategy_for(self.args.strategy, self._trigger_rate())
+
+    def _trigger_rate(self) -> float | None:
+        declared = self.repro.spec.verdict.trigger_rate
+        return declared if declared is not None else self.args.trigger_rate
 
     def _finish(self, status: CampaignStatus, result: CampaignResult) -> CampaignResult:
         assert self.campaign is not None

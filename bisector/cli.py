@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
-from .errors import BisectorError, InfraError, Untestable, UserError
+from .errors import BisectorError, Busy, InfraError, Untestable, UserError
 from .outcomes import CampaignResult, Stage, Step
 from .paths import os_error
 from .search import Bisection, Handler
@@ -201,6 +201,14 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     ba = BisectArgs(**c.args)
     cr = run_campaign(ba, CLIHandler(), st)
     return _print_campaign(cr, Path(ba.report_dir) if ba.report_dir else None)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep.command import SweepOptions
+    from .sweep.command import main as sweep_main
+
+    return sweep_main(SweepOptions(config=Path(args.config), bisect=not args.no_bisect,
+                                   notify=not args.no_notify), CLIHandler())
 
 
 def _cmd_repro_prove(args: argparse.Namespace) -> int:
@@ -466,6 +474,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--report-dir", help="where to write report.{md,html,json}")
     b.set_defaults(func=_cmd_bisect)
 
+    sw = sub.add_parser("sweep", help="the nightly regression sweep: kernels × reproducers, "
+                                      "compared with the previous nights (exit 1: a new "
+                                      "regression; 75: another sweep of it is running)")
+    sw.add_argument("--config", required=True, help="sweep YAML file (see sweep.example.yaml)")
+    sw.add_argument("--no-bisect", action="store_true",
+                    help="do not bisect new regressions (they are still reported)")
+    sw.add_argument("--no-notify", action="store_true", help="send no mail or webhook")
+    sw.set_defaults(func=_cmd_sweep)
+
     rs = sub.add_parser("resume", help="continue an interrupted bisection")
     rs.add_argument("campaign", nargs="?", type=int, help="campaign id (default: latest)")
     rs.set_defaults(func=_cmd_resume)
@@ -559,6 +576,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger("paramiko").setLevel(logging.CRITICAL)
         func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
+    except Busy as exc:
+        print(f"bisector: {exc}", file=sys.stderr)
+        return exc.exit_code
     except OSError as exc:  # the host: a full disk, a read-only or misplaced directory
         err = os_error(exc)
         kind = "infrastructure error" if isinstance(err, InfraError) else "error"

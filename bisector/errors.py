@@ -26,6 +26,13 @@ class InfraError(BisectorError):
     """The machinery failed (not the kernel under test, not the user's input)."""
 
 
+class Busy(BisectorError):
+    """Someone else is doing this right now (another sweep of the same config): try
+    again later.  Exit code 75 (EX_TEMPFAIL), so a cron wrapper can tell it apart."""
+
+    exit_code = 75
+
+
 class Untestable(BisectorError):
     """This kernel cannot be tested: it does not build, is not to be had, does not boot,
     lacks a required config option, or the guest died before the test ran.

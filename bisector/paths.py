@@ -108,7 +108,7 @@ def write_atomic(path: Path, text: str) -> None:
     (a full disk leaves no empty ``result.json``)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -290,6 +290,9 @@ def _unique_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
+#: for other strict files (the sweep config): same error wording
+format_validation = _format_validation
+
 
 def read_limited(path: Path, limit: int, where: str) -> bytes:
     """The bytes of a *regular* file no larger than ``limit`` (UserError otherwise).
@@ -314,14 +317,9 @@ def read_limited(path: Path, limit: int, where: str) -> bytes:
     return data
 
 
-def parse(path: Path) -> tuple[ReproducerSpec, str]:
-    """Read and validate; raise UserError naming the file and field."""
-    raw = read_limited(path, MAX_FILE_BYTES, f"{path}: reproducer")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}: "
-                        f"{raw[exc.start:exc.start + 1]!r})") from None
+def strict_yaml(path: Path, text: str, what: str) -> dict[Any, Any]:
+    """A YAML mapping, strictly (no duplicate keys, anchors or aliases); a one-line
+    UserError naming the file (and line) otherwise.  ``what`` names the kind of file."""
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
     except RecursionError:  # PyYAML composes nodes recursively: "[[[[…" 50,000 deep
@@ -332,7 +330,19 @@ def parse(path: Path) -> tuple[ReproducerSpec, str]:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise UserError(f"{path}:{where}: invalid YAML: {problem}") from None
     if not isinstance(data, dict):
-        raise UserError(f"{path}: a reproducer must be a YAML mapping")
+        raise UserError(f"{path}: {what} must be a YAML mapping")
+    return data
+
+
+def parse(path: Path) -> tuple[ReproducerSpec, str]:
+    """Read and validate; raise UserError naming the file and field."""
+    raw = read_limited(path, MAX_FILE_BYTES, f"{path}: reproducer")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}: "
+                        f"{raw[exc.start:exc.start + 1]!r})") from None
+    data = strict_yaml(path, text, "a reproducer")
     try:
         spec = ReproducerSpec.model_validate(data)
     except ValidationError as exc:

@@ -419,7 +419,13 @@ class DebianSource:
         return best
 
     def available(self) -> list[KernelEntry]:
-        best = self._newest(self.packages(), ARCH)
+        return self.kernels(ARCH)
+
+    def kernels(self, flavour: str = ARCH) -> list[KernelEntry]:
+        """The configured suites' kernels of one flavour (``amd64``, ``cloud-amd64``),
+        oldest first: what a sweep's "newest N of a series" picks from."""
+        flavour = flavour if flavour.endswith(ARCH) else f"{flavour}-{ARCH}"
+        best = self._newest(self.packages(), flavour)
         return [_entry(best[abi]) for abi in sorted(best, key=Version)]
 
     def available_including(self, specs: Sequence[str]) -> list[KernelEntry]:

@@ -74,6 +74,16 @@ def serve(root: Path) -> Iterator[str]:
         httpd.server_close()
 
 
+def _indexes(root: Path, suite: str, paras: list[str]) -> None:
+    """``dists/<suite>/{Release,main/binary-amd64/Packages.xz}`` for these paragraphs."""
+    pk = root / "dists" / suite / "main" / "binary-amd64" / "Packages.xz"
+    pk.parent.mkdir(parents=True, exist_ok=True)
+    pk.write_bytes(lzma.compress("\n".join(paras).encode()))
+    digest = hashlib.sha256(pk.read_bytes()).hexdigest()
+    (root / "dists" / suite / "Release").write_text(
+        f"Suite: {suite}\nSHA256:\n {digest} {pk.stat().st_size} main/binary-amd64/Packages.xz\n")
+
+
 def debian_archive(root: Path, suite: str, debs: list[tuple[Path, str, str]]) -> None:
     """A minimal Debian archive: pool/ + dists/<suite>/{Release,main/binary-amd64/Packages.xz}.
 
@@ -86,9 +96,22 @@ def debian_archive(root: Path, suite: str, debs: list[tuple[Path, str, str]]) ->
         (root / rel).write_bytes(deb.read_bytes())
         paras.append(f"Package: {name}\nVersion: {version}\nArchitecture: amd64\n"
                      f"Filename: {rel}\nSize: {deb.stat().st_size}\nSHA256: {sha256(deb)}\n")
-    pk = root / "dists" / suite / "main" / "binary-amd64" / "Packages.xz"
-    pk.parent.mkdir(parents=True, exist_ok=True)
-    pk.write_bytes(lzma.compress("\n".join(paras).encode()))
-    digest = hashlib.sha256(pk.read_bytes()).hexdigest()
-    (root / "dists" / suite / "Release").write_text(
-        f"Suite: {suite}\nSHA256:\n {digest} {pk.stat().st_size} main/binary-amd64/Packages.xz\n")
+    _indexes(root, suite, paras)
+
+
+def cached_debian_archive(root: Path, debs: list[Path], suite: str = "bookworm") -> None:
+    """A Debian archive on disk for real kernel .debs already downloaded (linked, not
+    copied): ``name_version_arch.deb`` names give each package's name and version."""
+    paras = []
+    for deb in debs:
+        name, version, _ = deb.name.split("_")
+        rel = f"pool/main/l/linux/{deb.name}"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).symlink_to(deb.resolve())
+        h = hashlib.sha256()
+        with deb.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        paras.append(f"Package: {name}\nVersion: {version}\nArchitecture: amd64\n"
+                     f"Filename: {rel}\nSize: {deb.stat().st_size}\nSHA256: {h.hexdigest()}\n")
+    _indexes(root, suite, paras)

@@ -563,8 +563,79 @@ def _kill_qemu(ctx: Ctx, p: subprocess.Popen[bytes]) -> None:
         os.kill(int(pid), signal.SIGKILL)
 
 
+# --- sweep configs ------------------------------------------------------------------
+
+def _sweep(body: str) -> Callable[[Ctx], Argv]:
+    """A sweep config (``{GRE}`` and ``{tmp}`` substituted) → the sweep argv."""
+    def make(ctx: Ctx) -> Argv:
+        path = ctx.path("sweep.yaml")
+        path.write_text(body.replace("{GRE}", str(GRE)).replace("{tmp}", str(ctx.tmp)))
+        return ["sweep", "--config", str(path)]
+    return make
+
+
+_SWEEP_OK_REPRO = "reproducers:\n  - glob: {GRE}\n"
+_SWEEP_DEBIAN = "kernels:\n  d61:\n    debian: {series: '6.1', newest: 2}\n"
+
+
+def _no_sweep(ctx: Ctx, out: str, err: str) -> None:
+    """Input wrong: nothing recorded (no sweep row) and no results written."""
+    db = Path(ctx.env["BISECTOR_RUNS"]).parent / "bisector.db"
+    if db.exists():
+        with sqlite3.connect(db) as conn:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if "sweeps" in tables:
+                assert conn.execute("SELECT COUNT(*) FROM sweeps").fetchone() == (0,)
+    assert not list(ctx.tmp.glob("sweep-results/sweep-*"))
+
+
+def _sweep_locked(ctx: Ctx) -> Argv:
+    import fcntl
+
+    argv = _sweep(_SWEEP_DEBIAN + _SWEEP_OK_REPRO)(ctx)
+    (ctx.tmp / "sweep-results").mkdir()
+    fh = (ctx.tmp / "sweep-results" / ".sweep.lock").open("a+")
+    fh.write("4242")
+    fh.flush()
+    fcntl.flock(fh, fcntl.LOCK_EX)
+    ctx.stack.callback(fh.close)
+    return argv
+
+
+SWEEP_FAULTS: list[Fault] = [
+    Fault("sweep-unknown-key", _sweep(_SWEEP_DEBIAN + _SWEEP_OK_REPRO + "nightly: true\n"), 2,
+          "sweep.yaml: unknown key 'nightly'", check=_no_sweep),
+    Fault("sweep-unknown-key-deep", _sweep(
+        "kernels:\n  d61:\n    debian: {series: '6.1', newset: 2}\n" + _SWEEP_OK_REPRO), 2,
+        "unknown key 'kernels.d61.debian.newset'", check=_no_sweep),
+    Fault("sweep-kernel-set-two-kinds", _sweep(
+        "kernels:\n  x:\n    debian: {series: '6.1'}\n    local: {dir: .}\n"
+        + _SWEEP_OK_REPRO), 2, "exactly one of debian, ubuntu, git, local", check=_no_sweep),
+    Fault("sweep-no-kernel-sets", _sweep("kernels: {}\n" + _SWEEP_OK_REPRO), 2,
+          "field 'kernels'", check=_no_sweep),
+    Fault("sweep-empty-kernel-set", _sweep(
+        "kernels:\n  mine:\n    local: {dir: {tmp}}\n" + _SWEEP_OK_REPRO), 2,
+        "kernels.mine: resolves to no kernels", check=_no_sweep),
+    Fault("sweep-glob-matches-nothing", _sweep(
+        _SWEEP_DEBIAN + "reproducers:\n  - glob: nothere/*.yaml\n"), 2,
+        "field 'reproducers[0].glob': 'nothere/*.yaml' matches no reproducer file",
+        check=_no_sweep),
+    Fault("sweep-unknown-param", _sweep(
+        _SWEEP_DEBIAN + "reproducers:\n  - glob: {GRE}\n    params: {hot: {nope: 1}}\n"), 2,
+        "field 'reproducers[0].params.hot'", check=_no_sweep),
+    Fault("sweep-archive-unreachable", _sweep(_SWEEP_DEBIAN + _SWEEP_OK_REPRO), 3,
+          "kernels.d61: cannot list its kernels", line="bisector: infrastructure error: ",
+          check=_no_sweep),
+    Fault("sweep-config-not-yaml", _sweep("kernels: [\n"), 2, "invalid YAML",
+          check=_no_sweep),
+    Fault("sweep-locked", _sweep_locked, 75, "another sweep of 'sweep' is running (pid 4242",
+          line="bisector: ", check=_no_sweep),
+]
+
+
 FAULTS: list[Fault] = [
     *_repro_rows(),
+    *SWEEP_FAULTS,
     # host paths
     Fault("run-dir-is-a-file", _run_dir_is_file, 129, "Not a directory"),
     Fault("run-dir-under-a-file", _run_dir_under_file, 129, "Not a directory"),

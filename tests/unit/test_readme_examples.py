@@ -31,8 +31,9 @@ kept or dropped per form — and substitutes the placeholders:
 
 Forms: a line with an ``[optional]`` group runs with and without it; ``kernels
 list`` also runs the sources its comment names.  The cron line of the
-"Nightly sweep" section (``.venv/bin/bisector run … --json``) is not a
-``bisector …`` line; ``test_readme_cron_example`` runs it on its own.
+"Nightly sweep" section (``.venv/bin/bisector sweep …``) is not a ``bisector …``
+line; ``test_readme_cron_example`` runs it on its own, and
+``test_readme_systemd_units`` checks the systemd pair.
 
 The one fake in the product path is the VM boundary,
 ``bisector.runner.boot_and_test``: a script that answers from the kernel it
@@ -372,6 +373,7 @@ ACROSS = ("bisector bisect --repro FILE --good debian:6.1.0-53 --bad debian:6.12
 BAYES = "bisector bisect … --strategy bayes"
 CACHE_DU = "bisector cache du"
 CACHE_PRUNE = "bisector cache prune --keep 5 --older-than 30d"
+SWEEP = "bisector sweep --config sweep.example.yaml"
 
 SUBS = {"FILE": [GRE]}
 
@@ -669,6 +671,30 @@ def ex_bayes(w: World, form: str) -> None:
     assert "## Bayesian search: top hypotheses" in md
 
 
+def _example_sweep(w: World) -> None:
+    """sweep.example.yaml as shipped, copied (not linked: its results directory is
+    relative to the file) next to the ``reproducers`` link."""
+    shutil.copyfile(REPO / "sweep.example.yaml", w.cwd / "sweep.example.yaml")
+    w.use_debian()
+    w.vm(debian_first_new=DEBIAN_FIRST_BAD)
+
+
+def ex_sweep(w: World, form: str) -> None:
+    _example_sweep(w)
+    first = w.cli(to_argv(SWEEP))
+    # the two newest 6.1 kernels (56, 57) both show the bug: new failures, not regressions
+    assert first.code == 0, first
+    assert first.lines[0].startswith("sweep 1 (example-6.1): 4 cells in "), first
+    assert first.lines[0].endswith("— 2 new failure"), first
+    assert sorted(w.booted) == ["debian:6.1.0-56"] * 2 + ["debian:6.1.0-57"] * 2
+    site = w.cwd / "sweep-results"
+    for f in ("index.html", "report.md", "report.json", "junit.xml"):
+        assert (site / "sweep-1" / f).is_file(), f
+    second = w.cli(to_argv(SWEEP))
+    assert second.code == 0 and second.lines[0].endswith("— 2 still failing"), second
+    assert (site / "index.html").is_file()
+
+
 def ex_cache_du(w: World, form: str) -> None:
     kernel = w.tmp / "cache" / "kernels" / "debian" / "k1"
     kernel.mkdir(parents=True)
@@ -728,6 +754,7 @@ EXAMPLES: dict[str, Scenario] = {
     BAYES: Scenario(ex_bayes),
     CACHE_DU: Scenario(ex_cache_du),
     CACHE_PRUNE: Scenario(ex_cache_prune),
+    SWEEP: Scenario(ex_sweep),
 }
 
 
@@ -755,22 +782,39 @@ def test_readme_example(line: str, form: str, world: World) -> None:
 
 
 def test_readme_cron_example(world: World) -> None:
-    """The nightly-sweep cron line (``.venv/bin/bisector run … --json >> FILE`` in a loop
-    over the reproducers): one JSON object per line, the exit code is the verdict."""
+    """The crontab line runs the sweep (its exit code 1 only for a new regression),
+    and a second start while one runs exits 75 at once, doing nothing."""
+    from bisector.sweep.maintenance import sweep_lock
+
     block = README.read_text().split("```cron\n", 1)[1].split("```", 1)[0]
-    m = re.search(r"for r in (\S+); do \S*bisector (run [^;>]*?) >> (\S+); done", block)
+    m = re.search(r"cd (\S+) && \.venv/bin/bisector (sweep --config \S+) >> (\S+) 2>&1",
+                  block)
     assert m, block
-    pattern, command, _ = m.groups()
-    world.use_debian()
-    world.vm(debian_first_new=DEBIAN_FIRST_BAD)
-    jsonl = []
-    for r in sorted(glob.glob(pattern)):
-        ran = world.cli(to_argv(f"bisector {command}", subs={"$r": [r]}))
-        assert ran.code == 1, ran  # BAD on 6.1.0-56 (the scripted bug is in 54 and later)
-        assert len(ran.lines) == 1, ran
-        jsonl.append(ran.out)
-    records = [json.loads(line) for line in "".join(jsonl).splitlines()]
-    assert [Path(r["reproducer"]).name for r in records] == [f.name for f in REPRODUCERS]
-    assert {(r["kernel"], r["verdict"], r["release"]) for r in records} == {
-        ("debian:6.1.0-56", "bad", "6.1.0-56-amd64")}
-    assert world.booted == ["debian:6.1.0-56"] * len(REPRODUCERS)
+    _, command, _ = m.groups()
+    _example_sweep(world)
+    ran = world.cli(to_argv(f"bisector {command}"))
+    assert ran.code == 0 and ran.lines[0].startswith("sweep 1 (example-6.1)"), ran
+    booted = len(world.booted)
+    with sweep_lock(world.cwd / "sweep-results", "example-6.1"):
+        again = world.cli(to_argv(f"bisector {command}"))
+    assert again.code == 75, again
+    assert "another sweep of 'example-6.1' is running" in again.err
+    assert len(world.booted) == booted
+
+
+def test_readme_systemd_units(tmp_path: Path) -> None:
+    """The README's service + timer are contrib/systemd's, and systemd accepts them
+    (paths pointed at this checkout, whose venv has the bisector command)."""
+    text = README.read_text()
+    for name in ("bisector-sweep.service", "bisector-sweep.timer"):
+        m = re.search(r"```ini\n# /etc/systemd/system/" + re.escape(name) + r"\n(.*?)```",
+                      text, re.S)
+        assert m, name
+        shipped = (REPO / "contrib" / "systemd" / name).read_text()
+        assert m.group(1) == shipped, f"README's {name} differs from contrib/systemd/{name}"
+        (tmp_path / name).write_text(shipped.replace("/srv/bisector", str(REPO)))
+    assert "Persistent=true" in (tmp_path / "bisector-sweep.timer").read_text()
+    r = subprocess.run(["systemd-analyze", "verify", "bisector-sweep.service",
+                        "bisector-sweep.timer"], cwd=tmp_path, capture_output=True, text=True,
+                       check=False)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -1,0 +1,1 @@
+"""The nightly regression sweep: kernels × reproducers, compared night to night."""
