@@ -64,7 +64,7 @@ test: setup image kernels-test
 test-unit: setup
 	$(BIN)/pytest -m "not slow and not vm" $(PYTEST_ARGS)
 
-test-all: setup apt-demo image
+test-all: setup apt-demo image kernels-test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: setup

@@ -172,3 +172,42 @@ def test_a_regression_is_reported_bisected_and_mailed(world: World) -> None:
         assert "bisector run --kernel debian:6.1.0-57" in mail.body
         assert "ABI 57: at or past 57" in mail.body  # the failure's output
         assert [b["counts"]["new regression"] for b in hook.bodies] == [0, 1]
+
+
+@pytest.mark.slow
+def test_a_branch_whose_tip_moved_is_bisected_to_the_demo_culprit(tmp_path: Path) -> None:
+    """A git line: the demo tree's branch at v6.1.192 one night (GOOD), at the demo's
+    ``main`` the next (BAD, seed 000's bug injected): the sweep reports a new
+    regression and its bisection names — and verifies — the injected commit."""
+    from bisector import demo
+
+    meta = demo.create(Path(os.environ.get("BISECTOR_DEMO_DIR",
+                                           Path.home() / ".cache" / "bisector" / "demo")))
+    tree = Path(str(meta["tree"]))
+    branch = f"bisector-test-sweep-{os.getpid()}"
+    env = dict(os.environ, BISECTOR_RUNS=str(tmp_path / "state" / "runs"))
+    cfg = tmp_path / "git-line.yaml"
+    cfg.write_text(f"results: {tmp_path / 'results'}\nkernels:\n  demo:\n"
+                   f"    git: {{tree: {tree}, branches: [{branch}]}}\n"
+                   f"reproducers:\n  - glob: {REPO}/reproducers/gre-ecn-mac-corruption.yaml\n")
+
+    def sweep() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bisector.cli", "sweep", "--config",
+                               str(cfg)], env=env, capture_output=True, text=True,
+                              timeout=3600, stdin=subprocess.DEVNULL, check=False)
+
+    git = ["git", "-C", str(tree)]
+    subprocess.run([*git, "branch", "-f", branch, str(meta["base"])], check=True)
+    try:
+        first = sweep()
+        assert first.returncode == 0, first.stdout + first.stderr
+        subprocess.run([*git, "branch", "-f", branch, "main"], check=True)
+        second = sweep()
+    finally:
+        subprocess.run([*git, "branch", "-D", branch], check=False, capture_output=True)
+    assert second.returncode == 1, second.stdout + second.stderr
+    report = json.loads((tmp_path / "results" / "sweep-2" / "report.json").read_text())
+    (reg,) = report["regressions"]
+    assert reg["status"] == "found" and reg["culprit"] == meta["culprit_sha"], reg
+    campaign = json.loads((Path(reg["campaign_report"]).parent / "report.json").read_text())
+    assert campaign["result"]["verification"]["status"] == "confirmed", campaign["result"]

@@ -602,7 +602,16 @@ def _sweep_locked(ctx: Ctx) -> Argv:
     return argv
 
 
+def _sweep_disk_tiny(ctx: Ctx) -> Argv:
+    """Results on a 4 MiB file system: refused before a cell runs (or a row is written)."""
+    argv = _sweep(_SWEEP_DEBIAN + _SWEEP_OK_REPRO)(ctx)
+    ctx.mount(ctx.tmp / "sweep-results", "4m")
+    return argv
+
+
 SWEEP_FAULTS: list[Fault] = [
+    Fault("sweep-results-disk-tiny", _sweep_disk_tiny, 3, "MiB free, a sweep needs about",
+          line="bisector: infrastructure error: ", check=_no_sweep),
     Fault("sweep-unknown-key", _sweep(_SWEEP_DEBIAN + _SWEEP_OK_REPRO + "nightly: true\n"), 2,
           "sweep.yaml: unknown key 'nightly'", check=_no_sweep),
     Fault("sweep-unknown-key-deep", _sweep(
