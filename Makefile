@@ -100,5 +100,11 @@ bench-sweep: setup apt-demo image
 	$(BIN)/python -m bisector.demo --dir $(DEMO_DIR) --seed $(DEMO_SEED) create
 	$(BIN)/python bench/sweep.py --demo-dir $(DEMO_DIR)
 
+# Scale-out: multisection rounds/builds for k workers, a 50 x 20 sweep's throughput, and the
+# real Dask scheduler's dispatch overhead (about 30 s; SCALE_ARGS=--quick for less).
+.PHONY: bench-scale
+bench-scale: venv
+	$(BIN)/python bench/scale.py $(SCALE_ARGS)
+
 clean:
 	rm -rf build $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -38,6 +37,7 @@ from .errors import UserError
 from .flaky import BayesOptions, bayes_stage, strategy_for
 from .git import commit_info
 from .kernel import KernelResolver, is_prebuilt
+from .ledger import StepLedger, StepPool
 from .outcomes import (
     CampaignResult,
     CampaignStatus,
@@ -49,7 +49,7 @@ from .outcomes import (
     Terms,
     VerificationStatus,
 )
-from .paths import reap_killed_runs, slug
+from .paths import reap_killed_runs
 from .search import Handler, parse_bisect_log
 from .stages import (
     ListPlan,
@@ -176,7 +176,7 @@ class CampaignRunner:
     """Runs one campaign: its memo, its step directories, its stages in order."""
 
     def __init__(self, args: BisectArgs, store: Store, handler: Handler,
-                 tester: StepTester | None = None) -> None:
+                 tester: StepTester | None = None, pool: StepPool | None = None) -> None:
         self.args = args.resolved()
         self.store = store
         self.handler = handler
@@ -189,10 +189,9 @@ class CampaignRunner:
         opts = runner.RunOptions(accel=args.accel, boot_timeout=args.boot_timeout,
                                  memory_mb=args.memory_mb, cpus=args.cpus)
         self.tester = tester or KernelTester(self.repro, opts, self.kernels, handler.message)
-        #: finished steps by candidate (commit sha or kernel spec): never tested twice
-        self.recorded: dict[str, Step] = {}
+        self.pool = pool
         self.campaign: Campaign | None = None
-        self._steps_made = 0
+        self.ledger: StepLedger | None = None
 
     # ------------------------------------------------------------ memo and steps
     def _open(self) -> Campaign:
@@ -201,13 +200,17 @@ class CampaignRunner:
         if existing is not None:
             self.campaign = existing
             reap_killed_runs(existing.dir)  # step directories of a killed earlier attempt
-            for s in self.store.steps(existing.id):
-                self.recorded.setdefault(s.candidate, s)
-            self.handler.message(f"resuming campaign {existing.id}: "
-                                 f"{len(self.recorded)} finished step(s) will not be repeated")
         else:
             self.campaign = self.store.create(key, asdict(self.args))
             self.handler.message(f"campaign {self.campaign.id}: logs in {self.campaign.dir}")
+        self.ledger = StepLedger(self.store, self.campaign, self.tester, self.handler.message,
+                                 self.pool)
+        if existing is not None:
+            for s in self.store.steps(existing.id):
+                self.ledger.remember(s)
+            self.handler.message(f"resuming campaign {existing.id}: "
+                                 f"{len(self.ledger.recorded)} finished step(s) will not be "
+                                 "repeated")
         if self.args.replay:
             self._load_replay(Path(self.args.replay))
         return self.campaign
@@ -215,35 +218,27 @@ class CampaignRunner:
     def _load_replay(self, path: Path) -> None:
         if not self.args.tree:
             raise UserError("--replay needs --tree (it replays a git bisect log)")
+        assert self.ledger is not None
         for step in replayed_steps(path, self.terms, self.kernels.git_source.rev_parse):
-            if step.candidate not in self.recorded:
-                self._record(step)
+            if step.candidate not in self.ledger.recorded:
+                self.ledger.record(step)
 
-    def _record(self, step: Step) -> None:
-        assert self.campaign is not None
-        self.recorded[step.candidate] = step
-        self.store.add_step(self.campaign.id, step)
+    # the StageContext the stages see: the ledger's memo and tests
+    @property
+    def width(self) -> int:
+        return self.ledger.width if self.ledger is not None else 1
 
     def test(self, stage: Stage, candidate: str) -> Step:
-        hit = self.recorded.get(candidate)
-        if hit is not None:
-            self.handler.message(f"{candidate[:40]}: {hit.verdict.value} (recorded earlier)")
-            return hit
-        return self.retest(stage, candidate)
+        assert self.ledger is not None
+        return self.ledger.test(stage, candidate)
 
     def retest(self, stage: Stage, candidate: str) -> Step:
-        """Test ``candidate`` again (a repeat, not answered from the memo); recorded."""
-        assert self.campaign is not None
-        self._steps_made += 1
-        step_dir = self.campaign.dir / (f"{stage.value}-{slug(candidate)[:40]}-"
-                                        f"{int(time.time())}-{self._steps_made}")
-        step_dir.mkdir(parents=True, exist_ok=True)
-        t0 = time.monotonic()
-        step = self.tester(stage, candidate, step_dir)
-        step.total_s = round(time.monotonic() - t0, 2)
-        self.store.add_step(self.campaign.id, step)  # persisted before anyone hears of it
-        self.recorded.setdefault(candidate, step)
-        return step
+        assert self.ledger is not None
+        return self.ledger.retest(stage, candidate)
+
+    def test_many(self, stage: Stage, candidates: list[str]) -> list[Step]:
+        assert self.ledger is not None
+        return self.ledger.test_many(stage, candidates)
 
     # ------------------------------------------------------------ stages
     def run(self) -> CampaignResult:
@@ -365,7 +360,9 @@ def list_answer(plan: ListPlan, lst: StageResult, result: CampaignResult) -> Non
 
 
 def run_campaign(args: BisectArgs, handler: Handler, store: Store | None = None,
-                 tester: StepTester | None = None) -> CampaignResult:
+                 tester: StepTester | None = None, pool: StepPool | None = None
+                 ) -> CampaignResult:
     """Run (or resume) a campaign.  On an infrastructure error it stays ``RUNNING``,
-    so the same command, or ``bisector resume``, continues it."""
-    return CampaignRunner(args, store or Store(), handler, tester).run()
+    so the same command, or ``bisector resume``, continues it.  With a ``pool`` of k
+    testers (Dask workers), the git stage tests k commits per round."""
+    return CampaignRunner(args, store or Store(), handler, tester, pool).run()

@@ -34,6 +34,15 @@ class StageContext(Protocol):
     terms: Terms
     handler: Handler
 
+    @property
+    def width(self) -> int:
+        """How many candidates can be tested at once (Dask workers; 1 in-process)."""
+        ...
+
+    def test_many(self, stage: Stage, candidates: list[str]) -> list[Step]:
+        """Test (or recall) several candidates at once; all recorded, in order."""
+        ...
+
     def test(self, stage: Stage, candidate: str) -> Step:
         """Test (or recall from the memo) one candidate; the step is recorded."""
         ...
@@ -48,9 +57,18 @@ def verify(ctx: StageContext, olds: Sequence[tuple[str, str]], new: tuple[str, s
     """Test each ``(candidate, name)`` endpoint; return why one misbehaves, or None."""
     wanted = [(c, n, ctx.terms.old_verdict) for c, n in olds]
     wanted.append((new[0], new[1], ctx.terms.new_verdict))
+    together: dict[str, Step] = {}
+    if ctx.width > 1:  # workers free: the endpoints in one round
+        cands = [c for c, _, _ in wanted]
+        for c in cands:
+            ctx.handler.step_started(Stage.VERIFY, 0, c, 0)
+        together = dict(zip(cands, ctx.test_many(Stage.VERIFY, cands), strict=True))
     for cand, name, want in wanted:
-        ctx.handler.step_started(Stage.VERIFY, 0, cand, 0)
-        step = ctx.test(Stage.VERIFY, cand)
+        if cand in together:
+            step = together[cand]
+        else:
+            ctx.handler.step_started(Stage.VERIFY, 0, cand, 0)
+            step = ctx.test(Stage.VERIFY, cand)
         ctx.handler.step_finished(Stage.VERIFY, 0, step)
         if step.verdict is not want:
             return (f"{name} should be {want.value.upper()} "
@@ -186,7 +204,12 @@ def git_stage(ctx: StageContext, worktree: Path, old_shas: Sequence[str], new_sh
     gb = GitBisection(worktree, list(old_shas), new_sha, ctx.terms)
     gb.start()
     try:
-        res = Bisector(lambda st, c: ctx.test(st, c), ctx.handler).run(Stage.GIT, gb)
+        loop = Bisector(lambda st, c: ctx.test(st, c), ctx.handler, many=ctx.test_many,
+                        width=ctx.width)
+        res = loop.run(Stage.GIT, gb)
+        if ctx.width > 1:
+            ctx.handler.message(f"multisection: {loop.rounds} round(s) of up to {ctx.width} "
+                                "commits")
         return res, gb.log()
     finally:
         gb.reset()

@@ -109,7 +109,7 @@ def _unpack_into(spec: str, debs: list[Path], root: Path, tmp: Path,
         raise KernelUnavailable(f"kernel {spec}: modular kernel ({art.release}) but no "
                                 "modules in the package(s) (missing linux-modules .deb?)")
     if art.modules is not None:
-        _depmod(tree, art.release)
+        depmod(tree, art.release)
     root.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(final_tree, ignore_errors=True)
     tree.rename(final_tree)
@@ -147,7 +147,7 @@ def _assemble(spec: str, tree: Path, final_tree: Path, root: Path,
     )
 
 
-def _depmod(tree: Path, release: str) -> None:
+def depmod(tree: Path, release: str) -> None:
     """Debian's postinst runs depmod; we have no postinst, so we run it here."""
     base = tree if (tree / "lib" / "modules" / release).is_dir() else tree / "usr"
     system_map = tree / "boot" / f"System.map-{release}"

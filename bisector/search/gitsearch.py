@@ -19,6 +19,7 @@ from ..errors import UserError
 from ..git import git
 from ..outcomes import StageResult, Terms
 from ..verdict import Verdict
+from . import multisect
 
 _UNTRANSLATED = {"LC_ALL": "C"}  # gettext ignores LANGUAGE in the C locale
 _SHA = r"[0-9a-f]{40}(?:[0-9a-f]{24})?"  # SHA-1 or SHA-256 object names
@@ -201,9 +202,10 @@ class GitBisection:
         return pick
 
     @staticmethod
-    def _best_exact(rng: _Range) -> str:
-        """Exact halving over the DAG; ties go to the commit first in topological order,
-        so the choice depends on the history's shape, not on commit ids."""
+    def _weights(rng: _Range) -> tuple[dict[str, int], int, list[str]]:
+        """Each untested commit's weight (how many of the commits in play — untested
+        plus the current new one — are ancestors-or-self of it), the pool size, and
+        the topological order (for ties)."""
         graph, untested = rng.graph, rng.untested
         index = {c: i for i, (c, _) in enumerate(graph)}
         pool = {*untested, rng.new}
@@ -216,13 +218,29 @@ class GitBisection:
                 if j is not None:
                     bits |= reach[j]
             reach[i] = bits
-        n = len(pool)
+        weights = {c: reach[index[c]].bit_count() for c in untested}
+        return weights, len(pool), sorted(untested, key=lambda c: index[c])
 
-        def score(c: str) -> tuple[int, int]:
-            w = reach[index[c]].bit_count()
-            return min(w, n - w), -index[c]
+    @classmethod
+    def _best_exact(cls, rng: _Range) -> str:
+        """Exact halving over the DAG; ties go to the commit first in topological order,
+        so the choice depends on the history's shape, not on commit ids."""
+        weights, n, order = cls._weights(rng)
+        rank = {c: i for i, c in enumerate(order)}
+        return max(weights, key=lambda c: (min(weights[c], n - weights[c]), -rank[c]))
 
-        return max(untested, key=score)
+    def next_many(self, k: int) -> list[str]:
+        """Up to ``k`` commits to test at once, splitting what is left into k+1 parts
+        (:mod:`.multisect`); a pending merge base alone; ``[next()]`` for k = 1 or a
+        range too large for exact weights.  Mark them all before asking again."""
+        first = self.next()
+        if first is None or k <= 1 or self._merge_base is not None:
+            return [first] if first is not None else []
+        rng = self._range()
+        if len(rng.graph) > self.exact_limit:
+            return [first]
+        weights, n, order = self._weights(rng)
+        return multisect.pick(weights, n, k, order)
 
     def _best_by_git(self, rng: _Range) -> str:
         """For very large ranges: git's distances (skipped commits counted), best first."""

@@ -635,3 +635,65 @@ def test_same_answer_as_git_bisect_run(tmp_path: Path, shape: str) -> None:
         assert ours.inconsistent and not ours.candidates and ours.first is None
         assert "merge base" in ours.note
     assert len(ours_calls) <= len(git_calls) + 1
+
+
+# ----------------------------------------------------------------- multisection
+
+def _many(tester: Tester) -> Callable[[Stage, list[str]], list[Step]]:
+    return lambda stage, cands: [tester(stage, c) for c in cands]
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 7])
+@pytest.mark.parametrize("culprit", [1, 13, 40, 64])
+def test_multisection_finds_the_culprit_in_log_k_plus_1_rounds(tmp_path: Path, k: int,
+                                                                culprit: int) -> None:
+    shas = linear(tmp_path / "r", 64)
+    tester, calls = scripted(shas, culprit=culprit)
+    gb = GitBisection(tmp_path / "r", [shas[0]], shas[-1])
+    gb.start()
+    loop = Bisector(tester, many=_many(tester), width=k)
+    res = loop.run(Stage.GIT, gb)
+    assert res.first == shas[culprit]
+    # 64 candidates (63 untested + the new end): ⌈log_{k+1} 64⌉ rounds, +1 for rounding
+    assert loop.rounds <= math.ceil(math.log(64) / math.log(k + 1)) + 1, (k, loop.rounds)
+    assert len(calls) == len(set(calls))  # no commit tested twice
+    gb.reset()
+
+
+def test_multisection_rounds_fall_with_more_workers(tmp_path: Path) -> None:
+    shas = linear(tmp_path / "r", 64)
+    rounds = []
+    for k in (1, 3):
+        tester, _ = scripted(shas, culprit=37)
+        gb = GitBisection(tmp_path / "r", [shas[0]], shas[-1])
+        gb.start()
+        loop = Bisector(tester, many=_many(tester), width=k)
+        assert loop.run(Stage.GIT, gb).first == shas[37]
+        gb.reset()
+        rounds.append(loop.rounds)
+    assert rounds[1] < rounds[0]
+
+
+@pytest.mark.parametrize("culprit", ["m3", "t2", "M", "n1"])
+def test_multisection_over_a_merge(tmp_path: Path, culprit: str) -> None:
+    h = topic_history()
+    shas = h.build(tmp_path / "r")
+    tester, calls = ancestry_tester(h, shas, culprit)
+    gb = GitBisection(tmp_path / "r", [shas["r"]], shas["n3"])
+    gb.start()
+    assert Bisector(tester, many=_many(tester), width=3).run(Stage.GIT, gb).first == \
+        shas[culprit]
+    assert len(calls) == len(set(calls))
+
+
+def test_width_one_is_plain_bisection(tmp_path: Path) -> None:
+    shas = linear(tmp_path / "r", 32)
+    orders = []
+    for many in (False, True):
+        tester, calls = scripted(shas, culprit=11)
+        gb = GitBisection(tmp_path / "r", [shas[0]], shas[-1])
+        gb.start()
+        Bisector(tester, many=_many(tester) if many else None, width=1).run(Stage.GIT, gb)
+        gb.reset()
+        orders.append(calls)
+    assert orders[0] == orders[1]
