@@ -78,7 +78,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
                              required=repro.spec.requires.config,
                              fragments=[Path(f) for f in args.config_fragment])
     try:
-        res = runner.run(args.kernel, repro, run_dir, _run_options(args), kernels=kernels)
+        if args.scheduler:
+            from .distributed import run_remote
+
+            res = run_remote(args.scheduler, args.kernel, str(Path(args.repro).resolve()),
+                             reproducer.parse_overrides(args.param), run_dir.resolve(),
+                             _run_options(args), str(Path(args.tree).resolve())
+                             if args.tree else None,
+                             [str(Path(f).resolve()) for f in args.config_fragment])
+        else:
+            res = runner.run(args.kernel, repro, run_dir, _run_options(args), kernels=kernels)
     except BisectorError as exc:
         exc.log_path = exc.log_path or run_dir
         raise
@@ -181,7 +190,17 @@ def _bisect_args(args: argparse.Namespace) -> BisectArgs:
 def _cmd_bisect(args: argparse.Namespace) -> int:
     from .campaign import run_campaign
 
-    cr = run_campaign(_bisect_args(args), CLIHandler())
+    ba = _bisect_args(args)
+    pool = None
+    if args.scheduler:
+        from .distributed import step_pool
+
+        r = ba.resolved()
+        pool = step_pool(args.scheduler, r.repro, r.params, _run_options(args), r.tree,
+                         r.fragments)
+        print(f"[bisector] Dask scheduler {args.scheduler}: {pool.width} worker(s), "
+              f"{pool.width} commit(s) per round", file=sys.stderr)
+    cr = run_campaign(ba, CLIHandler(), pool=pool)
     return _print_campaign(cr, Path(args.report_dir) if args.report_dir else None)
 
 
@@ -208,7 +227,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep.command import main as sweep_main
 
     return sweep_main(SweepOptions(config=Path(args.config), bisect=not args.no_bisect,
-                                   notify=not args.no_notify), CLIHandler())
+                                   notify=not args.no_notify, scheduler=args.scheduler),
+                      CLIHandler())
 
 
 def _cmd_repro_prove(args: argparse.Namespace) -> int:
@@ -405,6 +425,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image", default="bookworm", help="guest image recipe (vm-images/NAME)")
 
 
+def _scheduler(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                   help="run the work on a Dask cluster (workers: dask worker ADDRESS "
+                        "--nthreads 1 --resources qemu=1); default: in this process")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="bisector", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action="version", version=f"bisector {__version__}")
@@ -421,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--run-dir", help="parent directory for this run's logs")
     r.add_argument("--tree", help="kernel git checkout for --kernel git:REV")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
+    _scheduler(r)
     r.set_defaults(func=_cmd_run)
 
     rp = sub.add_parser("repro", help="reproducer files")
@@ -472,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let a bisection over distro kernels cross upstream series "
                         "(6.1.y → 6.12.y): their backports make the order unreliable")
     b.add_argument("--report-dir", help="where to write report.{md,html,json}")
+    _scheduler(b)
     b.set_defaults(func=_cmd_bisect)
 
     sw = sub.add_parser("sweep", help="the nightly regression sweep: kernels × reproducers, "
@@ -481,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--no-bisect", action="store_true",
                     help="do not bisect new regressions (they are still reported)")
     sw.add_argument("--no-notify", action="store_true", help="send no mail or webhook")
+    _scheduler(sw)
     sw.set_defaults(func=_cmd_sweep)
 
     rs = sub.add_parser("resume", help="continue an interrupted bisection")

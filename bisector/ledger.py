@@ -24,7 +24,10 @@ from .tester import StepTester
 class StepPool(Protocol):
     """Tests several candidates at once (each in the step directory given)."""
 
-    width: int
+    @property
+    def width(self) -> int:
+        """How many candidates it tests at once."""
+        ...
 
     def map(self, stage: Stage, items: Sequence[tuple[str, Path]]) -> list[Step]: ...
 
@@ -76,7 +79,8 @@ class StepLedger:
         """Test ``candidate`` again (a repeat, not answered from the memo); recorded."""
         step_dir = self._dir(stage, candidate)
         t0 = time.monotonic()
-        step = self.tester(stage, candidate, step_dir)
+        step = self.pool.map(stage, [(candidate, step_dir)])[0] if self.pool is not None \
+            else self.tester(stage, candidate, step_dir)
         step.total_s = round(time.monotonic() - t0, 2)
         return self._done(candidate, step)
 
@@ -91,7 +95,7 @@ class StepLedger:
                 got[c] = hit
             elif c not in (t for t, _ in todo):
                 todo.append((c, self._dir(stage, c)))
-        if self.pool is not None and len(todo) > 1:
+        if self.pool is not None and todo:
             t0 = time.monotonic()
             for (c, _), step in zip(todo, self.pool.map(stage, todo), strict=True):
                 step.total_s = step.total_s or round(time.monotonic() - t0, 2)

@@ -207,9 +207,8 @@ def git_stage(ctx: StageContext, worktree: Path, old_shas: Sequence[str], new_sh
         loop = Bisector(lambda st, c: ctx.test(st, c), ctx.handler, many=ctx.test_many,
                         width=ctx.width)
         res = loop.run(Stage.GIT, gb)
-        if ctx.width > 1:
-            ctx.handler.message(f"multisection: {loop.rounds} round(s) of up to {ctx.width} "
-                                "commits")
+        ctx.handler.message(f"git stage: {loop.rounds} round(s) of up to {ctx.width} "
+                            f"commit(s) tested at once")
         return res, gb.log()
     finally:
         gb.reset()

@@ -21,7 +21,7 @@ from ..errors import BisectorError, UserError
 from ..outcomes import CampaignResult, CampaignStatus
 from ..search import Handler
 from ..store import Store
-from .config import Plan
+from .config import Plan, overrides_of
 from .model import CellResult, CellStatus, Change, Regression, RegressionStatus
 
 log = logging.getLogger(__name__)
@@ -51,15 +51,7 @@ def reproduce_command(plan: Plan, reg: Regression) -> str:
 
 
 def _overrides(plan: Plan, reg: Regression) -> dict[str, str]:
-    for rs in plan.config.reproducers:
-        if reg.params in rs.params:
-            repro = plan.reproducers[(reg.reproducer, reg.params)]
-            declared = repro.spec.params
-            vals = rs.params[reg.params]
-            if all(k in declared for k in vals):
-                return {k: ("true" if v is True else "false" if v is False else str(v))
-                        for k, v in vals.items()}
-    return {}
+    return overrides_of(plan, reg.reproducer, reg.params)
 
 
 def bisect_args(plan: Plan, reg: Regression, flake_rate: float | None,

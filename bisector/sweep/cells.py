@@ -104,12 +104,14 @@ class CellRunner:
         return self.sweep_dir / "cells" / f"{slug(key.reproducer)}-{slug(key.params)}" / \
             f"{slug(key.kernel)[:60]}-{key.id[:8]}"
 
-    def run(self, key: CellKey, ref: KernelRef, repro: Reproducer) -> CellResult:
+    def run(self, key: CellKey, ref: KernelRef, repro: Reproducer,
+            rerun: int = 0) -> CellResult:
         """One cell: its kernel (shared), then up to ``attempts`` runs while the
-        infrastructure fails.  Each attempt keeps its own evidence directory."""
+        infrastructure fails.  Each attempt (and each re-run of a flaky cell,
+        ``rerun`` > 0) keeps its own evidence directory."""
         base = dict(key=key, kernel_order=ref.order, kernel_label=ref.label)
         k = self.kernel(ref)
-        top = self.cell_dir(key)
+        top = self.cell_dir(key) / (f"rerun-{rerun}" if rerun else "")
         top.mkdir(parents=True, exist_ok=True)
         if k.infra is not None:
             (top / "infra.txt").write_text(k.infra + "\n")

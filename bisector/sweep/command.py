@@ -92,6 +92,14 @@ def execute(opts: SweepOptions, handler: Handler) -> tuple[SweepReport, list[str
                       bisect=bisector_for(handler) if opts.bisect else None, say=say)
         sweep.cells = CellRunner(plan.results_dir, ropts, attempts=cfg.run.infra_attempts,
                                  resolver_for=resolvers(plan), say=say)
+        address = opts.scheduler or cfg.scheduler
+        if address:
+            from ..distributed import DaskCells, RemoteCells, connect
+
+            dask = DaskCells(connect(address), 0)
+            sweep.remote = RemoteCells(dask, plan, ropts, cfg.run.infra_attempts)
+            concurrency = dask.width
+            say(f"Dask scheduler {address}: {concurrency} worker(s) with the qemu resource")
         say(f"{plan.name}: {len(plan.kernels)} kernel(s) × {len(plan.reproducers)} "
             f"reproducer variant(s), {concurrency} guest(s) at a time")
         report = run(sweep)

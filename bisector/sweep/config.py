@@ -40,6 +40,8 @@ class Plan:
     #: git lines → their tree (the build source needs it)
     trees: dict[str, Path] = field(default_factory=dict)
     fragments: dict[str, list[Path]] = field(default_factory=dict)
+    #: (reproducer name, param-set name) → its ``--param`` overrides
+    overrides: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
     def cells(self) -> list[CellKey]:
         return [CellKey(line=k.line, kernel=k.spec, reproducer=name, params=pset)
@@ -77,13 +79,16 @@ def load(path: Path) -> Plan:
     path = path.resolve()
     cfg = read(path)
     base = path.parent
+    repros, overrides = _reproducers(path, cfg)
     return Plan(name=cfg.name or path.stem, config_path=path, config=cfg,
                 results_dir=_rel(base, cfg.results).resolve(), kernels=[],
-                reproducers=_reproducers(path, cfg))
+                reproducers=repros, overrides=overrides)
 
 
-def _reproducers(path: Path, cfg: SweepConfig) -> dict[tuple[str, str], Reproducer]:
+def _reproducers(path: Path, cfg: SweepConfig) -> tuple[
+        dict[tuple[str, str], Reproducer], dict[tuple[str, str], dict[str, str]]]:
     out: dict[tuple[str, str], Reproducer] = {}
+    given: dict[tuple[str, str], dict[str, str]] = {}
     for i, rs in enumerate(cfg.reproducers):
         where = f"{path}: field 'reproducers[{i}].glob'"
         pattern = str(_rel(path.parent, rs.glob))
@@ -106,8 +111,8 @@ def _reproducers(path: Path, cfg: SweepConfig) -> dict[tuple[str, str], Reproduc
                 if key in out and out[key].path != repro.path:
                     raise UserError(f"{where}: two reproducers named {repro.spec.name!r} "
                                     f"({out[key].path} and {f})")
-                out[key] = repro
-    return out
+                out[key], given[key] = repro, overrides
+    return out, given
 
 
 def _text(v: str | int | float | bool) -> str:
@@ -221,3 +226,8 @@ def local_kernels(line: str, ks: LocalSet, base: Path) -> list[KernelRef]:
         found = found[-ks.newest:]
     return _refs(line, [(f"local:{deb}", f"{pkg.removeprefix('linux-image-')} {ver}",
                          f"v{str(ver).split('-')[0]}") for ver, deb, pkg in found])
+
+
+def overrides_of(plan: Plan, reproducer_name: str, pset: str) -> dict[str, str]:
+    """The parameter overrides of one (reproducer, param set), as ``--param`` gives them."""
+    return dict(plan.overrides.get((reproducer_name, pset), {}))

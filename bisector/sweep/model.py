@@ -270,6 +270,8 @@ class CellResult(BaseModel):
     kernel_label: str = ""
     #: per-iteration verdicts, in order (which iteration showed what)
     iterations: list[str] = Field(default_factory=list)
+    #: where it ran: "host:pid" of the Dask worker ("" in the sweep's own process)
+    worker: str = ""
 
     @property
     def disagree(self) -> bool:

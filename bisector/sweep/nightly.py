@@ -12,9 +12,10 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from .cells import CellRunner
 from .compare import cell_changes, compare_track, known_flaky, nights_of, sort_changes
@@ -40,6 +41,38 @@ RESUME_WITHIN_S = 24 * 3600
 Bisect = Callable[[Plan, Regression, float | None, Path], Regression]
 
 
+class CellExecutor(Protocol):
+    """Runs cells and yields their results as they finish (in any order)."""
+
+    def results(self, todo: list[CellKey], rerun: bool = False) -> Iterator[CellResult]: ...
+
+    def bind(self, sweep_id: int) -> None:
+        """The sweep these cells belong to (known once it is opened)."""
+        ...
+
+
+@dataclass
+class LocalCells:
+    """Cells in this process, ``concurrency`` guests at a time."""
+
+    cells: CellRunner
+    plan: Plan
+    concurrency: int = 1
+
+    def bind(self, sweep_id: int) -> None:
+        pass
+
+    def results(self, todo: list[CellKey], rerun: bool = False) -> Iterator[CellResult]:
+        refs = {k.spec: k for k in self.plan.kernels}
+        with cf.ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
+            futures = [pool.submit(self.cells.run, key, refs[key.kernel],
+                                   self.plan.reproducers[(key.reproducer, key.params)],
+                                   i + 1 if rerun else 0)
+                       for i, key in enumerate(todo)]
+            for fut in cf.as_completed(futures):
+                yield fut.result()
+
+
 @dataclass
 class Sweep:
     """A sweep of one plan; collaborators passed in (tests script them)."""
@@ -50,6 +83,8 @@ class Sweep:
     concurrency: int = 1
     bisect: Bisect | None = None
     say: Callable[[str], None] = lambda s: None
+    #: cells on a Dask cluster instead of in this process
+    remote: CellExecutor | None = None
     sweep_id: int = 0
     started: str = ""
     _t0: float = field(default_factory=time.monotonic)
@@ -86,26 +121,25 @@ class Sweep:
         return self.plan.results_dir / f"sweep-{self.sweep_id}"
 
     # ---------------------------------------------------------------- cells
-    def run_cells(self, todo: list[CellKey]) -> None:
-        """Each cell once, ``concurrency`` at a time; recorded here as each finishes."""
+    def _executor(self) -> CellExecutor:
+        if self.remote is not None:
+            return self.remote
         assert self.cells is not None
-        refs = {k.spec: k for k in self.plan.kernels}
+        return LocalCells(self.cells, self.plan, self.concurrency)
+
+    def run_cells(self, todo: list[CellKey]) -> None:
+        """Each cell once (``concurrency`` guests at a time, or on the cluster);
+        recorded here, by this process only, as each result arrives."""
         t0 = time.monotonic()
-        with cf.ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
-            futures = {pool.submit(self.cells.run, key, refs[key.kernel],
-                                   self.plan.reproducers[(key.reproducer, key.params)]): key
-                       for key in todo}
-            for n, fut in enumerate(cf.as_completed(futures), 1):
-                res = fut.result()
-                self.store.add_cell(self.sweep_id, res)
-                self.say(f"[{n}/{len(todo)}] {res.key.reproducer} [{res.key.params}] on "
-                         f"{res.key.kernel}: {res.status.value.upper()} — {res.reason[:120]}")
+        for n, res in enumerate(self._executor().results(todo), 1):
+            self.store.add_cell(self.sweep_id, res)
+            self.say(f"[{n}/{len(todo)}] {res.key.reproducer} [{res.key.params}] on "
+                     f"{res.key.kernel}: {res.status.value.upper()} — {res.reason[:120]}")
         self.store.add_wall(self.sweep_id, time.monotonic() - t0)
 
     def recheck_flaky(self, tonight: list[CellResult], changes: list[Change]) -> bool:
         """A regression on a track known to be flaky is run again before it is called
         one; the runs add up in the cell (disagreeing runs make it unstable)."""
-        assert self.cells is not None
         reruns = self.plan.config.run.flaky_reruns
         again = False
         for ch in changes:
@@ -117,10 +151,7 @@ class Sweep:
                 continue
             self.say(f"{cell.key.track}: known to be flaky, running it {reruns} more time(s)")
             merged = cell
-            for _ in range(reruns):
-                r = self.cells.run(cell.key, self.plan.kernel(cell.key.kernel),
-                                   self.plan.reproducers[(cell.key.reproducer,
-                                                          cell.key.params)])
+            for r in self._executor().results([cell.key] * reruns, rerun=True):
                 if r.status.tested:
                     merged = merged.model_copy(update={
                         "runs": merged.runs + r.runs, "fails": merged.fails + r.fails,
@@ -233,6 +264,8 @@ def run(sweep: Sweep) -> SweepReport:
     sweep.dir.mkdir(parents=True, exist_ok=True)
     if sweep.cells is not None:
         sweep.cells.sweep_dir = sweep.dir
+    if sweep.remote is not None:
+        sweep.remote.bind(sweep.sweep_id)
     if todo:
         sweep.run_cells(todo)
     tonight = sweep.store.cells(sweep.sweep_id)
