@@ -425,8 +425,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image", default="bookworm", help="guest image recipe (vm-images/NAME)")
 
 
+def _address(text: str) -> str:
+    if not re.match(r"^(tcp|tls|ws|wss)://[^/\s]+:\d+$", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an address like "
+                                         "tcp://HOST:8786")
+    return text
+
+
 def _scheduler(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scheduler", metavar="tcp://HOST:8786",
+    p.add_argument("--scheduler", metavar="tcp://HOST:8786", type=_address,
                    help="run the work on a Dask cluster (workers: dask worker ADDRESS "
                         "--nthreads 1 --resources qemu=1); default: in this process")
 

@@ -81,6 +81,12 @@ def execute(opts: SweepOptions, handler: Handler) -> tuple[SweepReport, list[str
     cfg = plan.config
     with sweep_lock(plan.results_dir, plan.name):
         check_free(plan.results_dir)
+        address = opts.scheduler or cfg.scheduler
+        dask = None
+        if address:  # before the kernel sets are listed: an unreachable cluster fails fast
+            from ..distributed import DaskCells, RemoteCells, connect
+
+            dask = DaskCells(connect(address), 0)
         if not resuming(plan):
             resolve_kernel_sets(plan)
         store = SweepStore()
@@ -92,11 +98,7 @@ def execute(opts: SweepOptions, handler: Handler) -> tuple[SweepReport, list[str
                       bisect=bisector_for(handler) if opts.bisect else None, say=say)
         sweep.cells = CellRunner(plan.results_dir, ropts, attempts=cfg.run.infra_attempts,
                                  resolver_for=resolvers(plan), say=say)
-        address = opts.scheduler or cfg.scheduler
-        if address:
-            from ..distributed import DaskCells, RemoteCells, connect
-
-            dask = DaskCells(connect(address), 0)
+        if dask is not None:
             sweep.remote = RemoteCells(dask, plan, ropts, cfg.run.infra_attempts)
             concurrency = dask.width
             say(f"Dask scheduler {address}: {concurrency} worker(s) with the qemu resource")

@@ -172,7 +172,7 @@ class SweepConfig(_Strict):
     notify: Notify = Notify()
     run: RunSettings = RunSettings()
     #: a Dask scheduler address (tcp://HOST:8786); default: everything in this process
-    scheduler: str | None = None
+    scheduler: str | None = Field(default=None, pattern=r"^(tcp|tls|ws|wss)://[^/\s]+:\d+$")
 
     @model_validator(mode="after")
     def _set_names(self) -> SweepConfig:

@@ -637,6 +637,18 @@ SWEEP_FAULTS: list[Fault] = [
           check=_no_sweep),
     Fault("sweep-config-not-yaml", _sweep("kernels: [\n"), 2, "invalid YAML",
           check=_no_sweep),
+    Fault("sweep-scheduler-not-an-address", lambda ctx: [
+        *_sweep(_SWEEP_DEBIAN + _SWEEP_OK_REPRO)(ctx), "--scheduler", "localhost:8786"], 2,
+        "argument --scheduler: 'localhost:8786': expected an address like tcp://HOST:8786",
+        check=_no_sweep),
+    Fault("sweep-config-scheduler-unreachable", _sweep(
+        _SWEEP_DEBIAN + _SWEEP_OK_REPRO + "scheduler: tcp://127.0.0.1:9\n"), 3,
+        "Dask scheduler tcp://127.0.0.1:9: cannot connect",
+        line="bisector: infrastructure error: ", check=_no_sweep),
+    Fault("run-scheduler-unreachable", lambda ctx: [
+        *ctx.run_argv(GRE), "--scheduler", "tcp://127.0.0.1:9"], 131,
+        "Dask scheduler tcp://127.0.0.1:9: cannot connect",
+        line="bisector: infrastructure error: "),
     Fault("sweep-locked", _sweep_locked, 75, "another sweep of 'sweep' is running (pid 4242",
           line="bisector: ", check=_no_sweep),
 ]
