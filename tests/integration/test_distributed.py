@@ -107,6 +107,14 @@ def test_sweep_on_two_workers_survives_a_killed_worker(world: World) -> None:
         out = (world.tmp / "sweep.out").read_text() + (world.tmp / "sweep.err").read_text()
         assert code == 0, out  # first night: new failures/passes, no regression
         assert "2 worker(s) with the qemu resource" in out, out
+        # `bisector run --scheduler`: the run on the surviving worker, the verdict here
+        run = subprocess.run([sys.executable, "-m", "bisector.cli", "run", "--kernel",
+                              "debian:6.1.0-57", "--repro", str(GATE), "--param",
+                              "bad_from=57", "--scheduler", cluster.address, "--run-dir",
+                              str(world.tmp / "one-run")], env=world.env, capture_output=True,
+                             text=True, timeout=600, stdin=subprocess.DEVNULL, check=False)
+        assert run.returncode == 1, run.stdout + run.stderr  # BAD, git bisect run's way
+        assert run.stdout.startswith("BAD: exit status 1"), run.stdout
     rows = world.rows("SELECT cell, reproducer, params, kernel, status, result "
                       "FROM sweep_cells")
     assert len(rows) == 4 and len({r[0] for r in rows}) == 4, rows  # all, each once
