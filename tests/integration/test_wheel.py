@@ -159,3 +159,23 @@ def test_git_build_config_inputs_come_from_the_package(installed: Installed) -> 
     culprit = Path(out["culprit"])  # the demo's injected culprit
     assert installed.inside(culprit), out
     assert culprit.read_bytes() == (REPO / "kernels" / "patches" / culprit.name).read_bytes()
+
+
+def test_sweep_reports_and_mails_render_from_the_package(installed: Installed) -> None:
+    """The sweep's templates (site, Markdown, mails) are in the wheel."""
+    shutil.copytree(REPO / "tests", installed.elsewhere / "tests",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    out = installed.python_json(
+        "import json, pathlib, bisector.sweep.site as site, bisector.sweep.notify as nt\n"
+        "from bisector.sweep.model import Notify, SmtpTarget\n"
+        "from tests.fakes.sweep_report import sample_report\n"
+        "r = sample_report(pathlib.Path('out'))\n"
+        "paths = site.write_site(r)\n"
+        "n = Notify(email=SmtpTarget(**{'from': 'a@b.c', 'to': ['d@e.f']}))\n"
+        "mails = nt.regression_mails(r, n)\n"
+        "print(json.dumps({'site': site.__file__, 'page': paths.page.read_text()[:400],\n"
+        "                  'md': paths.markdown.read_text()[:200],\n"
+        "                  'mails': [str(m['Subject']) for m in mails]}))")
+    assert installed.inside(out["site"]), out
+    assert "<html" in out["page"].lower() and out["md"].startswith("#"), out
+    assert any(s.startswith("[REGRESSION]") for s in out["mails"]), out
