@@ -229,3 +229,19 @@ def test_second_sweep_of_a_config_is_refused_while_one_runs(tmp_path: Path) -> N
         pass
     with sweep_lock(tmp_path, "night"):  # released: the next one runs
         pass
+
+
+def test_a_sweep_killed_over_a_day_ago_is_marked_incomplete_not_compared(
+        night: Night) -> None:
+    k = ["debian:6.1.0-57"]
+    night(k, {k[0]: [[G]]})
+    s = night.sweep(k, {k[0]: [KeyboardInterrupt()]})
+    with pytest.raises(KeyboardInterrupt):
+        run(s)
+    night.store.db.execute("UPDATE sweeps SET started = '2020-01-01T00:00:00' WHERE id = ?",
+                           (s.sweep_id,))
+    r = night(k, {k[0]: [[B]]})
+    assert r.sweep_id != s.sweep_id
+    assert night.store.sweep(s.sweep_id)["status"] == "incomplete"  # type: ignore[index]
+    # compared with the last *finished* night (GOOD), never with the killed one
+    assert categories(r) == [Category.NEW_REGRESSION]
