@@ -148,15 +148,22 @@ def cell_changes(tonight: Sequence[CellResult], previous: Sequence[CellResult] |
     if previous is None:
         return []
     now_ids = {c.key.id for c in tonight}
+    tracks = {(c.key.line, c.key.reproducer, c.key.params) for c in tonight}
     before = {c.key.id: c for c in previous}
     out = []
     for c in tonight:
-        if c.key.id not in before and c.key.id not in tracked:
+        if c.key.id not in before and c.key.id not in tracked and not _moved_tip(c, tracks):
             out.append(_cell_row(Category.APPEARED, c))
     for cid, c in before.items():
-        if cid not in now_ids:
+        if cid not in now_ids and not _moved_tip(c, tracks):
             out.append(_cell_row(Category.DISAPPEARED, c))
     return out
+
+
+def _moved_tip(c: CellResult, tracks: set[tuple[str, str, str]]) -> bool:
+    """A branch's tip is a new kernel every night: its track, not its cell, is the news."""
+    return c.key.kernel.startswith("git:") and (c.key.line, c.key.reproducer,
+                                                 c.key.params) in tracks
 
 
 def _cell_row(cat: Category, c: CellResult) -> Change:

@@ -245,3 +245,9 @@ def test_a_sweep_killed_over_a_day_ago_is_marked_incomplete_not_compared(
     assert night.store.sweep(s.sweep_id)["status"] == "incomplete"  # type: ignore[index]
     # compared with the last *finished* night (GOOD), never with the killed one
     assert categories(r) == [Category.NEW_REGRESSION]
+
+
+def test_a_moved_branch_tip_is_not_appeared_and_disappeared(night: Night) -> None:
+    night(["git:" + "a" * 40], {"git:" + "a" * 40: [[G]]})
+    r = night(["git:" + "b" * 40], {"git:" + "b" * 40: [[G]]})
+    assert categories(r) == [Category.STILL_PASSING]
