@@ -58,7 +58,7 @@ def resuming(plan: Plan) -> bool:
     """A killed sweep of this config will be resumed with the kernels it planned."""
     store = SweepStore()
     try:
-        row = store.unfinished(plan.name)
+        row = store.unfinished(plan.key)
         return row is not None and time.time() - time.mktime(time.strptime(
             row["started"], "%Y-%m-%dT%H:%M:%S")) < RESUME_WITHIN_S
     finally:
@@ -109,9 +109,9 @@ def execute(opts: SweepOptions, handler: Handler) -> tuple[SweepReport, list[str
         protected = {report.sweep_id} | {
             int(r["sweep_id"]) for r in store.db.execute(
                 "SELECT sweep_id FROM regressions WHERE name = ? AND closed IS NULL",
-                (plan.name,))}
+                (plan.key,))}
         sweeps = [(int(r["id"]), str(r["started"]), Path(r["dir"]))
-                  for r in store.all_sweeps(plan.name)]
+                  for r in store.all_sweeps(plan.key)]
         pruned = prune(plan.results_dir, sweeps, protected, days=cfg.retention.days,
                        keep_sweeps=cfg.retention.keep_sweeps,
                        kernel_days=cfg.retention.kernel_days)

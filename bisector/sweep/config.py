@@ -43,6 +43,12 @@ class Plan:
     #: (reproducer name, param-set name) → its ``--param`` overrides
     overrides: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
+    @property
+    def key(self) -> str:
+        """What the store files its sweeps under: the name *and* the results directory,
+        so two configs that share a name but not a results directory never compare."""
+        return f"{self.name}@{self.results_dir}"
+
     def cells(self) -> list[CellKey]:
         return [CellKey(line=k.line, kernel=k.spec, reproducer=name, params=pset)
                 for k in self.kernels for (name, pset) in sorted(self.reproducers)]

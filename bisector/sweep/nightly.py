@@ -93,7 +93,7 @@ class Sweep:
     def open(self) -> list[CellKey]:
         """Resume this config's unfinished sweep (its kernels as planned then) or start
         one; the cells still to run."""
-        row = self.store.unfinished(self.plan.name)
+        row = self.store.unfinished(self.plan.key)
         if row is not None:
             age = time.time() - time.mktime(time.strptime(row["started"], "%Y-%m-%dT%H:%M:%S"))
             if age < RESUME_WITHIN_S:
@@ -109,7 +109,7 @@ class Sweep:
             self.say(f"sweep {row['id']} was killed more than a day ago: marked incomplete")
         plan_json = {"kernels": [k.model_dump() for k in self.plan.kernels],
                      "cells": [k.model_dump() for k in self.plan.cells()]}
-        self.sweep_id = self.store.start(self.plan.name, self.plan.config_path, plan_json,
+        self.sweep_id = self.store.start(self.plan.key, self.plan.config_path, plan_json,
                                          self.plan.results_dir)
         row = self.store.sweep(self.sweep_id)
         assert row is not None
@@ -146,7 +146,7 @@ class Sweep:
             if ch.category is not Category.NEW_REGRESSION or not reruns:
                 continue
             cell = next(c for c in tonight if c.key.id == ch.cell_id)
-            hist = self.store.track_history(self.plan.name, cell.key, self.sweep_id)
+            hist = self.store.track_history(self.plan.key, cell.key, self.sweep_id)
             if not known_flaky(cell, self.started, nights_of(hist), [h[2] for h in hist]):
                 continue
             self.say(f"{cell.key.track}: known to be flaky, running it {reruns} more time(s)")
@@ -168,11 +168,11 @@ class Sweep:
         changes: list[Change] = []
         for cells in tracks.values():
             value = max(cells, key=lambda c: c.kernel_order)  # INFRA/PENDING: no row
-            hist = self.store.track_history(self.plan.name, value.key, self.sweep_id)
+            hist = self.store.track_history(self.plan.key, value.key, self.sweep_id)
             ch = compare_track(value, self.started, nights_of(hist), [h[2] for h in hist])
             if ch is not None:
                 changes.append(ch)
-        prev = self.store.done_sweeps(self.plan.name, before=self.sweep_id, limit=1)
+        prev = self.store.done_sweeps(self.plan.key, before=self.sweep_id, limit=1)
         before = self.store.cells(int(prev[0]["id"])) if prev else None
         changes += cell_changes(tonight, before, {c.cell_id or "" for c in changes})
         return sort_changes(changes)
@@ -185,7 +185,7 @@ class Sweep:
         out = []
         for ch in changes:
             if ch.category is Category.FIXED:
-                self.store.close_regressions(self.plan.name, ch.line, ch.reproducer, ch.params)
+                self.store.close_regressions(self.plan.key, ch.line, ch.reproducer, ch.params)
             if ch.category is not Category.NEW_REGRESSION:
                 continue
             good, bad = endpoints(ch, tonight)
@@ -199,7 +199,7 @@ class Sweep:
                                            and c.key.params == ch.params and c.excerpt),
                                           cell.excerpt or cell.reason))
             reg.reproduce = reproduce_command(self.plan, reg)
-            known = self.store.regression(self.plan.name, reg)
+            known = self.store.regression(self.plan.key, reg)
             if known is not None and known.status is RegressionStatus.BISECTING \
                     and self.bisect is not None:
                 # this sweep was killed while bisecting it: the campaign resumes
@@ -212,7 +212,7 @@ class Sweep:
                          f"{known.status.value} (#{known.id}): not bisected again")
                 out.append(known)
                 continue
-            reg = self.store.add_regression(self.plan.name, self.sweep_id, reg)
+            reg = self.store.add_regression(self.plan.key, self.sweep_id, reg)
             if self.bisect is not None and self.plan.config.bisect.enabled:
                 reg = self.store.rebind(reg, RegressionStatus.BISECTING)
                 self.say(f"bisecting {ch.line}: {ch.reproducer} [{ch.params}] between "
@@ -233,10 +233,10 @@ class Sweep:
                regressions: list[Regression], status: SweepStatus) -> SweepReport:
         row = self.store.sweep(self.sweep_id)
         assert row is not None
-        history = {c.key.id: self.store.cell_marks(self.plan.name, c.key, self.sweep_id)
+        history = {c.key.id: self.store.cell_marks(self.plan.key, c.key, self.sweep_id)
                    for c in tonight}
         timings = []
-        for r in reversed(self.store.all_sweeps(self.plan.name)[:30]):
+        for r in reversed(self.store.all_sweeps(self.plan.key)[:30]):
             if r["status"] == SweepStatus.INCOMPLETE.value:
                 continue
             cells = self.store.cells(int(r["id"]))

@@ -142,7 +142,7 @@ def test_bad_to_good_is_fixed_and_closes_the_regression(night: Night) -> None:
     night(k, {k[0]: [[G]], k[1]: [[B]]})
     r = night(k, {k[0]: [[G]], k[1]: [[G]]})
     assert categories(r)[0] is Category.FIXED
-    assert night.store.open_regressions("night") == []
+    assert night.store.open_regressions(f"night@{night.tmp_path / 'results'}") == []
 
 
 def test_skip_is_newly_untestable_never_a_regression(night: Night) -> None:
@@ -251,3 +251,11 @@ def test_a_moved_branch_tip_is_not_appeared_and_disappeared(night: Night) -> Non
     night(["git:" + "a" * 40], {"git:" + "a" * 40: [[G]]})
     r = night(["git:" + "b" * 40], {"git:" + "b" * 40: [[G]]})
     assert categories(r) == [Category.STILL_PASSING]
+
+
+def test_same_name_other_results_directory_is_another_history(night: Night) -> None:
+    k = ["debian:6.1.0-57"]
+    night(k, {k[0]: [[G]]})
+    other = night.sweep(k, {k[0]: [[B]]})
+    other.plan.results_dir = night.tmp_path / "elsewhere"
+    assert categories(run(other)) == [Category.NEW_FAILURE]  # not a regression of the first
