@@ -4,25 +4,43 @@ over real commits.
 Plain bisection takes one verdict per commit; here every run feeds a posterior
 over "the first bad commit is c" (and "it was only a flake"), and the engine
 picks the next commit by expected information per second, with the costs this
-bisection measured (a build, a boot, a run).  A commit is run again when that
-is what the evidence needs, so the campaign's memo is not asked: each run is a
-fresh, recorded step (``retest``).  Steps recorded before a crash are fed back
-in on resume.  The answer is exported as ``git bisect`` marks, so
-``report/bisect.log`` stays replayable.
+bisection measured (a build, a boot, a run: :class:`MeasuredCosts`).  A step
+boots a kernel once and runs the reproducer ``repeat`` times; each iteration is
+one run for the engine (:func:`runs_of`), since each is one draw of the flaky
+bug.  A commit is run again when that is what the evidence needs, so the
+campaign's memo is not asked: each step is fresh and recorded (``retest``).
+Steps recorded before a crash are fed back in on resume.  The answer is
+exported as ``git bisect`` marks, so ``report/bisect.log`` stays replayable,
+and the posterior after every run is kept (:class:`~bisector.outcomes.PosteriorHistory`)
+for the report's evidence: :func:`replay` rebuilds it from stored steps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
+from .errors import CommandError, UserError
 from .git import git
-from .outcomes import Likelihood, Stage, StageResult, Step, Terms
+from .outcomes import (
+    Likelihood,
+    PosteriorBin,
+    PosteriorHistory,
+    PosteriorRun,
+    Stage,
+    StageResult,
+    Step,
+    Terms,
+)
 from .search.bayes import BayesResult, BayesSearch, Budget, Costs, NoiseModel, RateGrid
 from .stages import StageContext
 from .verdict import Verdict
+
+#: at most this many columns in the posterior history (and its plot)
+HISTORY_BINS = 64
 
 
 @dataclass(frozen=True)
@@ -58,7 +76,8 @@ def candidates(tree: Path, old_shas: Sequence[str], new_sha: str
     return order, {s: [p for p in ps if p in inside] for s, ps in parents.items()}
 
 
-def _ancestors(order: list[str], parents: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+def _ancestors(order: list[str], parents: dict[str, list[str]]
+               ) -> Callable[[int], frozenset[int]] | None:
     """None for a line (the engine's exact fast path), else each index's ancestors-or-self."""
     if all(len(parents[s]) <= 1 for s in order) and all(
             (parents[s] == [order[i - 1]]) if i else not parents[s] for i, s in enumerate(order)):
@@ -73,40 +92,165 @@ def _ancestors(order: list[str], parents: dict[str, list[str]]):  # type: ignore
     return lambda i: anc[i]
 
 
-def _observe(engine: BayesSearch, index: int, step: Step) -> None:
-    """One tested step into the engine (BAD: the bug showed)."""
-    if step.build_s > 0 and not step.cached:
-        engine.mark_built(index, step.build_s)
-    if step.verdict is Verdict.SKIP and ("does not build" in step.reason
-                                         or "boot failure" in step.reason):
-        engine.mark_untestable(index)
-        return
-    engine.mark_booted(index, step.boot_s or None)
-    # a regression hunt: BAD (the bug showed) on or after the culprit, with rate p
-    engine.record(index, step.verdict, step.test_s or None)
-    engine.mark_guest_down()  # every step tears its guest down
+_ITERATION = re.compile(r"iteration-(\d+)\.json")
 
 
-def bayes_stage(ctx: StageContext, tree: Path, old_shas: Sequence[str], new_sha: str,
-                opts: BayesOptions, earlier: Sequence[Step] = ()
-                ) -> tuple[StageResult, list[Likelihood], str]:
-    """Search with the Bayesian engine: the answer, the top hypotheses, a bisect log.
+def runs_of(step: Step) -> list[Verdict]:
+    """The runs a step made: one per iteration (``iteration-N.json`` in its run
+    directory, in order), or -- a step without them (replayed, scripted, or one whose
+    files are gone) -- its verdict as one run.
+
+    The iterations, not the combined verdict, are what the engine's model is about:
+    each is one draw of a bug that shows with rate p.  A step the runner stopped early
+    (its first BAD settled it) is still an honest sample: when to stop looking does
+    not change what the runs that were made say.
+    """
+    if not step.run_dir:
+        return [step.verdict]
+    found: list[tuple[int, Verdict]] = []
+    try:
+        for path in Path(step.run_dir).iterdir():
+            m = _ITERATION.fullmatch(path.name)
+            if m:
+                found.append((int(m.group(1)), Verdict(json.loads(path.read_text())["verdict"])))
+    except (OSError, ValueError, KeyError, TypeError):
+        return [step.verdict]
+    return [v for _, v in sorted(found)] or [step.verdict]
+
+
+class MeasuredCosts:
+    """What this bisection's builds, boots and runs took, on average.
+
+    The engine trades runs against builds by their cost: told 600 s a build it
+    re-runs where a 10 s incremental build would have been the better buy.  Each
+    mean starts from the default (:class:`~bisector.search.bayes.Costs`) as one
+    observation, so one odd step does not swing it.
+    """
+
+    def __init__(self, start: Costs | None = None) -> None:
+        s = start or Costs()
+        self._sums = [s.build_s, s.boot_s, s.run_s]
+        self._counts = [1, 1, 1]
+
+    def add(self, step: Step, runs: int) -> None:
+        for k, (seconds, n) in enumerate(((step.build_s, 1 if step.built else 0),
+                                          (step.boot_s, 1 if step.boot_s > 0 else 0),
+                                          (step.test_s, runs if step.test_s > 0 else 0))):
+            if n:
+                self._sums[k] += seconds
+                self._counts[k] += n
+
+    @property
+    def costs(self) -> Costs:
+        b, o, r = (s / n for s, n in zip(self._sums, self._counts, strict=True))
+        return Costs(build_s=b, boot_s=o, run_s=r)
+
+
+def bin_starts(n: int, bins: int = HISTORY_BINS) -> list[int]:
+    """The first candidate of each stretch of 0..n-1: at most ``bins`` of them, all of
+    one size but the last (so no column of the plot holds more commits, and so more
+    prior mass, than its neighbours)."""
+    size = -(-n // bins)
+    return list(range(0, n, size))
+
+
+class _Recorder:
+    """Feeds steps to the engine, and keeps the posterior after each run they made."""
+
+    def __init__(self, engine: BayesSearch, order: list[str], subjects: dict[str, str]) -> None:
+        self.engine, self.order = engine, order
+        self.starts = bin_starts(len(order))
+        ends = [*self.starts[1:], len(order)]
+        self.bins = [PosteriorBin(first=s, last=e - 1, commit=order[s],
+                                  subject=subjects.get(order[s], ""))
+                     for s, e in zip(self.starts, ends, strict=True)]
+        self.runs: list[PosteriorRun] = []
+        self.measured = MeasuredCosts()
+        self.steps = 0
+
+    def observe(self, index: int, step: Step) -> None:
+        """One tested step into the engine (BAD: the bug showed), a snapshot per run."""
+        eng = self.engine
+        self.steps += 1
+        if step.built:
+            eng.mark_built(index, step.build_s)
+        if step.verdict is Verdict.SKIP and ("does not build" in step.reason
+                                             or "boot failure" in step.reason):
+            eng.mark_untestable(index)
+            return
+        eng.mark_booted(index, step.boot_s or None)
+        runs = runs_of(step)
+        for it, verdict in enumerate(runs, 1):
+            # a regression hunt: BAD (the bug showed) on or after the culprit, with rate p
+            eng.record(index, verdict, step.test_s / len(runs) if step.test_s else None)
+            if verdict is not Verdict.SKIP:
+                self._snapshot(index, verdict, it)
+        eng.mark_guest_down()  # every step tears its guest down
+        self.measured.add(step, len(runs))
+        eng.use_costs(self.measured.costs)
+
+    def _snapshot(self, index: int, verdict: Verdict, iteration: int) -> None:
+        eng = self.engine
+        top = eng.top(1)[0]
+        self.runs.append(PosteriorRun(
+            step=self.steps, commit=self.order[index], verdict=verdict, iteration=iteration,
+            mass=[round(m, 6) for m in eng.mass_by_range(self.starts)],
+            flake=round(eng.probability(None), 6),
+            top=None if top.candidate is None else self.order[top.candidate],
+            top_probability=round(top.probability, 6)))
+
+    def history(self) -> PosteriorHistory:
+        return PosteriorHistory(candidates=len(self.order), bins=self.bins, runs=self.runs)
+
+
+def _subjects(tree: Path, shas: Sequence[str]) -> dict[str, str]:
+    """Subjects of a few commits (the plot's tooltips); none if git cannot say."""
+    try:
+        out = git(tree, "log", "--no-walk=unsorted", "--format=%H%x1f%s", *shas).stdout
+    except CommandError:
+        return {}
+    return dict(line.split("\x1f", 1) for line in out.splitlines() if "\x1f" in line)
+
+
+def _setup(tree: Path, old_shas: Sequence[str], new_sha: str, opts: BayesOptions
+           ) -> tuple[list[str], _Recorder]:
+    """The candidates and a fresh engine with its recorder, as the stage and a replay need."""
+    order, parents = candidates(tree, old_shas, new_sha)
+    model = NoiseModel(trigger=RateGrid.point(opts.trigger_rate)) \
+        if opts.trigger_rate is not None else NoiseModel()
+    engine = BayesSearch(len(order), model=model, costs=Costs(),
+                         budget=Budget(max_builds=opts.max_builds, max_runs=opts.max_runs),
+                         target=opts.target, ancestors=_ancestors(order, parents))
+    shas = [order[s] for s in bin_starts(len(order))]
+    return order, _Recorder(engine, order, _subjects(tree, shas))
+
+
+@dataclass(frozen=True)
+class BayesStageResult:
+    """The answer, the top hypotheses (flake among them), the bisect log, and the
+    posterior after every run: what the campaign stores and the report shows."""
+
+    stage: StageResult
+    hypotheses: list[Likelihood]
+    bisect_log: str
+    history: PosteriorHistory
+
+
+def bayes_search(ctx: StageContext, tree: Path, old_shas: Sequence[str], new_sha: str,
+                 opts: BayesOptions, earlier: Sequence[Step] = ()) -> BayesStageResult:
+    """Search with the Bayesian engine.
 
     Regression hunting only: the engine's noise is a bug that shows on the *new*
     side with some rate; a fix hunt has it on the old side (not yet supported)."""
     if ctx.terms.find_fix:
         raise UserError("--strategy bayes does not hunt fixes yet: use --strategy plain "
                         "with --find-fix")
-    order, parents = candidates(tree, old_shas, new_sha)
+    order, rec = _setup(tree, old_shas, new_sha, opts)
     index = {s: i for i, s in enumerate(order)}
-    model = NoiseModel(trigger=RateGrid.point(opts.trigger_rate)) \
-        if opts.trigger_rate is not None else NoiseModel()
-    engine = BayesSearch(len(order), model=model, costs=Costs(),
-                         budget=Budget(max_builds=opts.max_builds, max_runs=opts.max_runs),
-                         target=opts.target, ancestors=_ancestors(order, parents))
+    engine = rec.engine
     for step in earlier:  # a resumed campaign: what was run before counts
         if step.candidate in index:
-            _observe(engine, index[step.candidate], step)
+            rec.observe(index[step.candidate], step)
     ctx.handler.message(f"bayes stage: {len(order)} candidate commits, confidence target "
                         f"{opts.target}")
     n = 0
@@ -115,17 +259,48 @@ def bayes_stage(ctx: StageContext, tree: Path, old_shas: Sequence[str], new_sha:
         n += 1
         ctx.handler.step_started(Stage.GIT, n, sha, 0)
         step = ctx.retest(Stage.GIT, sha)
-        _observe(engine, action.candidate, step)
+        rec.observe(action.candidate, step)
         ctx.handler.step_finished(Stage.GIT, n, step)
         top = engine.top(1)[0]
         what = "flake" if top.candidate is None else order[top.candidate][:12]
         ctx.handler.message(f"bayes: top hypothesis {what} at {top.probability:.3f}")
     res = engine.result()
     log = _bisect_log(ctx.terms, old_shas, new_sha, order, engine, tree)
-    tops = [Likelihood(commit=None if h.candidate is None else order[h.candidate],
+    return BayesStageResult(_answer(res, order, opts), _hypotheses(engine, res, order), log,
+                            rec.history())
+
+
+def bayes_stage(ctx: StageContext, tree: Path, old_shas: Sequence[str], new_sha: str,
+                opts: BayesOptions, earlier: Sequence[Step] = ()
+                ) -> tuple[StageResult, list[Likelihood], str]:
+    """:func:`bayes_search` without the posterior history (the campaign's older call)."""
+    out = bayes_search(ctx, tree, old_shas, new_sha, opts, earlier)
+    return out.stage, out.hypotheses, out.bisect_log
+
+
+def replay(tree: Path, old_shas: Sequence[str], new_sha: str, steps: Sequence[Step],
+           trigger_rate: float | None = None) -> PosteriorHistory:
+    """The posterior history of a finished search, rebuilt from its git-stage steps.
+
+    The engine is a pure function of the candidates and the runs, so feeding the
+    stored steps again gives the posterior the search had after each run -- for a
+    result stored without its history."""
+    order, rec = _setup(tree, old_shas, new_sha, BayesOptions(trigger_rate=trigger_rate))
+    index = {s: i for i, s in enumerate(order)}
+    for step in steps:
+        if step.stage is Stage.GIT and step.candidate in index:
+            rec.observe(index[step.candidate], step)
+    return rec.history()
+
+
+def _hypotheses(engine: BayesSearch, res: BayesResult, order: list[str]) -> list[Likelihood]:
+    """The top hypotheses, and "flake" whether or not it is among them."""
+    hyps = list(res.top)
+    if not any(h.is_flake for h in hyps):
+        hyps.append(engine.flake())
+    return [Likelihood(commit=None if h.candidate is None else order[h.candidate],
                        probability=round(h.probability, 4), rate=round(h.rate, 3))
-            for h in res.top]
-    return (_answer(res, order, opts), tops, log)
+            for h in hyps]
 
 
 def _answer(res: BayesResult, order: list[str], opts: BayesOptions) -> StageResult:

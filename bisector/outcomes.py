@@ -266,6 +266,54 @@ class Likelihood(_Model):
     rate: float = 0.0
 
 
+class PosteriorBin(_Model):
+    """A stretch of the Bayesian search's candidates (oldest first): one column of the plot.
+
+    Indices are positions in the candidate order (``git rev-list --topo-order
+    --reverse``, the new end last), inclusive; ``commit`` is the first one's sha and
+    ``subject`` its subject, shown in the plot's tooltips (escaped there: it is a
+    stranger's text).
+    """
+
+    first: int
+    last: int
+    commit: str
+    subject: str = ""
+
+
+class PosteriorRun(_Model):
+    """One run that fed the Bayesian posterior, and where the mass was after it.
+
+    A bisection step boots a kernel once and runs the reproducer ``repeat`` times;
+    each of those iterations is one run of the engine, so ``iteration`` says which.
+    """
+
+    #: the git-stage step (1-based, as the progress lines number them) it belongs to
+    step: int
+    commit: str
+    #: GOOD or BAD: a SKIP carries no information and does not appear here
+    verdict: Verdict
+    #: which iteration of its step (1-based)
+    iteration: int = 1
+    #: posterior mass of each of :attr:`PosteriorHistory.bins` after this run
+    mass: list[float]
+    #: posterior probability of "no culprit: the failures were flakes" after this run
+    flake: float
+    #: the top hypothesis after this run (None: flake) and its probability
+    top: str | None
+    top_probability: float
+
+
+class PosteriorHistory(_Model):
+    """The Bayesian search's posterior after every run, binned over the range: the
+    evidence behind its answer, compact enough to store with the result (at most
+    64 bins per run) and to draw as a heat map (:mod:`bisector.plot`)."""
+
+    candidates: int
+    bins: list[PosteriorBin]
+    runs: list[PosteriorRun] = []
+
+
 class CampaignResult(_Model):
     """What a campaign ended with; stored as JSON, read back with :meth:`model_validate`."""
 
@@ -297,6 +345,8 @@ class CampaignResult(_Model):
     #: how the git stage searched: plain (git bisect) or bayes; bayes' top hypotheses
     strategy: str = "plain"
     hypotheses: list[Likelihood] = []
+    #: bayes: the posterior after every run (None: plain, or a result stored before it)
+    posterior: PosteriorHistory | None = None
 
     @property
     def terms(self) -> Terms:

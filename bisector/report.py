@@ -4,7 +4,10 @@ What a kernel engineer pastes into a mail: the culprit with a ``Fixes:``
 line and ``#regzbot introduced:`` (a fix: "fixed by" and the stable backport
 line, see :mod:`bisector.summary`), the maintainers to Cc (from the tree's
 ``scripts/get_maintainer.pl`` when present), the replayable bisect log and a
-per-step table with links to every console and build log.
+per-step table with links to every console and build log.  A Bayesian search
+adds its evidence: the top hypotheses (flake among them), every run that fed the
+posterior, and a plot of the posterior mass over the range as the search went
+(:mod:`bisector.plot`, inline in the HTML and ``posterior.svg`` beside it).
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
-from . import proc, summary
-from .errors import UserError
+from . import flaky, plot, proc, summary
+from .errors import BisectorError, UserError
 from .git import git_bytes
-from .outcomes import CampaignResult, Step
+from .outcomes import CampaignResult, PosteriorHistory, Step
 from .reproducer import parse
 from .store import Campaign
 
@@ -68,11 +72,33 @@ def md_code(text: object) -> str:
     return "`" + " ".join(str(text).split()).replace("`", "'") + "`"
 
 
+def posterior(campaign: Campaign, steps: list[Step], result: CampaignResult,
+              trigger_rate: float | None) -> PosteriorHistory | None:
+    """The Bayesian search's posterior history: as stored, or -- a result stored
+    without it -- rebuilt from the steps (:func:`bisector.flaky.replay`), which needs
+    the tree still there; None when there is none to show."""
+    if result.strategy != "bayes":
+        return None
+    if result.posterior is not None:
+        return result.posterior
+    tree, rng = campaign.args.get("tree"), result.range
+    if not tree or rng is None:
+        return None
+    try:
+        history = flaky.replay(Path(tree), rng.old_shas, rng.new_sha, steps, trigger_rate)
+    except (BisectorError, OSError) as exc:
+        log.warning("could not rebuild the posterior history: %s", exc)
+        return None
+    return history if history.runs else None
+
+
 def context(campaign: Campaign, steps: list[Step], result: CampaignResult) -> dict[str, Any]:
+    trigger_rate: float | None = None
     try:
         spec, _ = parse(Path(campaign.args["repro"]))
         repro: dict[str, object] = {"name": spec.name, "title": spec.title,
                                     "network": spec.requires.network}
+        trigger_rate = spec.verdict.trigger_rate
     except UserError:
         repro = {"name": Path(campaign.args["repro"]).stem, "title": "", "network": None}
     tree = campaign.args.get("tree")
@@ -83,12 +109,15 @@ def context(campaign: Campaign, steps: list[Step], result: CampaignResult) -> di
               "cached": sum(1 for s in real if s.cached),
               "build": sum(s.build_s for s in real), "boot": sum(s.boot_s for s in real),
               "test": sum(s.test_s for s in real), "total": sum(s.total_s for s in real)}
+    history = posterior(campaign, steps, result, trigger_rate)
+    svg: Markup | None = plot.posterior_svg(history) if history is not None else None
     return {"campaign": campaign, "steps": steps, "r": result, "status": result.status.value,
             "terms": result.terms, "headline": summary.headline(result),
             "mail_lines": summary.mail_lines(result),
             "meaning": summary.upstream_range(result),
             "continue_cmd": summary.continue_command(result, str(campaign.args["repro"])),
-            "maintainers": maint, "repro": repro, "totals": totals}
+            "maintainers": maint, "repro": repro, "totals": totals,
+            "posterior": history, "posterior_svg": svg}
 
 
 def write(campaign: Campaign, steps: list[Step], result: CampaignResult,
@@ -111,7 +140,12 @@ def write(campaign: Campaign, steps: list[Step], result: CampaignResult,
             "totals": ctx["totals"],
             "steps": [{**asdict(s), "stage": s.stage.value, "verdict": s.verdict.value}
                       for s in steps]}
+    if result.posterior is None and ctx["posterior"] is not None:  # rebuilt, not stored
+        data["posterior"] = ctx["posterior"].model_dump(mode="json")
     paths["json"].write_text(json.dumps(data, indent=2, default=str))
     if result.bisect_log:
         (out_dir / "bisect.log").write_text(result.bisect_log)
+    if ctx["posterior_svg"] is not None:
+        paths["svg"] = out_dir / "posterior.svg"
+        paths["svg"].write_text(f'<?xml version="1.0" encoding="UTF-8"?>\n{ctx["posterior_svg"]}\n')
     return paths

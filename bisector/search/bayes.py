@@ -41,10 +41,10 @@ from __future__ import annotations
 import enum
 import functools
 import math
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from typing import Literal, NamedTuple, Protocol
 
 from ..errors import UserError
@@ -435,6 +435,8 @@ class _Space(Protocol):
 
     def parents(self, c: int) -> list[int]: ...
 
+    def binned(self, posts: Sequence[_GroupPost], starts: Sequence[int]) -> list[float]: ...
+
 
 class _Prior:
     """The culprit prior over the candidates: range masses, range argmax, inverse CDF.
@@ -547,6 +549,22 @@ class _Line:
     def parents(self, c: int) -> list[int]:
         return [c - 1] if c > 0 else []
 
+    def binned(self, posts: Sequence[_GroupPost], starts: Sequence[int]) -> list[float]:
+        """Mass per stretch ``starts[j] .. starts[j + 1] - 1``: O(segments + stretches)."""
+        out = [0.0] * len(starts)
+        ends = [*starts[1:], self.n]
+        j = 0
+        for (s, e), post in zip(self.spans, posts, strict=False):  # flake is not on the line
+            whole = self.prior.range(s, e)
+            while ends[j] <= s:
+                j += 1
+            k = j
+            while k < len(starts) and starts[k] <= e:
+                part = self.prior.range(max(s, starts[k]), min(e, ends[k] - 1))
+                out[k] += post.mass * _share(part, whole)
+                k += 1
+        return out
+
 
 class _Dag:
     """Hypotheses on a DAG, grouped by signature: the tested commits they make bad.
@@ -638,6 +656,15 @@ class _Dag:
                 out.append(q)
                 covered |= self.anc(q)
         return sorted(out)
+
+    def binned(self, posts: Sequence[_GroupPost], starts: Sequence[int]) -> list[float]:
+        """Mass per stretch of the topological order: O(N), like regrouping."""
+        out = [0.0] * len(starts)
+        for h in range(self.n):
+            k = self.gid[h]
+            out[bisect_right(starts, h) - 1] += (
+                posts[k].mass * _share(self.prior.point(h), self.groups[k].prior))
+        return out
 
 
 # ---------------------------------------------------------------- action choice
@@ -761,6 +788,42 @@ class _Ledger:
     skips: int = 0
     seconds: float = 0.0
 
+    def build(self, c: int, seconds: float) -> None:
+        self.built.add(c)
+        self.builds += 1
+        self.seconds += seconds
+
+    def boot(self, c: int, seconds: float) -> None:
+        self.built.add(c)
+        self.up = c
+        self.boots += 1
+        self.seconds += seconds
+
+    def run(self, c: int, verdict: Verdict, seconds: float) -> None:
+        self.built.add(c)
+        self.runs += 1
+        self.skips += verdict is Verdict.SKIP
+        self.seconds += seconds
+
+    def spent(self, b: Budget) -> StopReason | None:
+        """The budget that is used up, if any."""
+        if b.max_runs is not None and self.runs >= b.max_runs:
+            return StopReason.RUNS
+        if b.max_seconds is not None and self.seconds >= b.max_seconds:
+            return StopReason.SECONDS
+        return None
+
+    def refuse(self, action: Action | None, b: Budget) -> StopReason | None:
+        """Why the best next step is not worth taking or not allowed, if it is not."""
+        if action is None or action.gain_bits < 1e-9:
+            return StopReason.EXHAUSTED
+        if (action.kind is ActionKind.BUILD and b.max_builds is not None
+                and self.builds >= b.max_builds):
+            return StopReason.BUILDS
+        if b.max_seconds is not None and self.seconds + action.step_s > b.max_seconds:
+            return StopReason.SECONDS
+        return None
+
 
 class BayesSearch:
     """Noisy bisection over ``n`` ordered candidates (see the module docstring).
@@ -801,9 +864,7 @@ class BayesSearch:
     # -- what the caller tells the engine
     def mark_built(self, candidate: int, seconds: float | None = None) -> None:
         self._check(candidate)
-        self._ledger.built.add(candidate)
-        self._ledger.builds += 1
-        self._ledger.seconds += self.costs.build_s if seconds is None else seconds
+        self._ledger.build(candidate, self.costs.build_s if seconds is None else seconds)
 
     def mark_untestable(self, candidate: int) -> None:
         """It does not build or boot: never proposed again (``git bisect skip``)."""
@@ -814,13 +875,16 @@ class BayesSearch:
 
     def mark_booted(self, candidate: int, seconds: float | None = None) -> None:
         self._check(candidate)
-        self._ledger.built.add(candidate)
-        self._ledger.up = candidate
-        self._ledger.boots += 1
-        self._ledger.seconds += self.costs.boot_s if seconds is None else seconds
+        self._ledger.boot(candidate, self.costs.boot_s if seconds is None else seconds)
 
     def mark_guest_down(self) -> None:
         self._ledger.up = None
+
+    def use_costs(self, costs: Costs) -> None:
+        """Weigh actions by these costs from now on: a caller that measures its builds,
+        boots and runs as it goes tells the engine what this machine takes."""
+        self.costs = costs
+        self._planner.costs = costs
 
     @property
     def guest_up(self) -> int | None:
@@ -835,11 +899,7 @@ class BayesSearch:
         posterior as it stood before.
         """
         self._check(candidate)
-        led = self._ledger
-        led.built.add(candidate)
-        led.runs += 1
-        led.skips += verdict is Verdict.SKIP
-        led.seconds += self.costs.run_s if seconds is None else seconds
+        self._ledger.run(candidate, verdict, self.costs.run_s if seconds is None else seconds)
         if verdict is Verdict.SKIP:
             return
         self._ev.add(candidate, verdict)
@@ -854,37 +914,19 @@ class BayesSearch:
     # -- what the engine answers
     def next_action(self) -> Action | None:
         """The best next step, or None once the search stops (:attr:`result`.stopped)."""
-        self._stopped = self._stop_before()
+        led = self._ledger
+        if self._inconsistent:
+            self._stopped = StopReason.INCONSISTENT
+        elif self.top(1)[0].probability >= self.target:
+            self._stopped = StopReason.CONFIDENT
+        else:
+            self._stopped = led.spent(self.budget)
         if self._stopped is not None:
             return None
-        led = self._ledger
         action = self._planner.choose(self._posts, self._space, self._ev, led.built, led.up,
                                       led.blocked)
-        self._stopped = self._stop_for(action)
+        self._stopped = led.refuse(action, self.budget)
         return None if self._stopped is not None else action
-
-    def _stop_before(self) -> StopReason | None:
-        if self._inconsistent:
-            return StopReason.INCONSISTENT
-        if self.top(1)[0].probability >= self.target:
-            return StopReason.CONFIDENT
-        b, led = self.budget, self._ledger
-        if b.max_runs is not None and led.runs >= b.max_runs:
-            return StopReason.RUNS
-        if b.max_seconds is not None and led.seconds >= b.max_seconds:
-            return StopReason.SECONDS
-        return None
-
-    def _stop_for(self, action: Action | None) -> StopReason | None:
-        if action is None or action.gain_bits < 1e-9:
-            return StopReason.EXHAUSTED
-        b, led = self.budget, self._ledger
-        if (action.kind is ActionKind.BUILD and b.max_builds is not None
-                and led.builds >= b.max_builds):
-            return StopReason.BUILDS
-        if b.max_seconds is not None and led.seconds + action.step_s > b.max_seconds:
-            return StopReason.SECONDS
-        return None
 
     def probability(self, candidate: int | None) -> float:
         """Posterior probability that ``candidate`` is the first bad one (None: flake)."""
@@ -893,6 +935,20 @@ class BayesSearch:
         self._check(candidate)
         k, share = self._space.where(candidate)
         return self._posts[k].mass * share
+
+    def mass_by_range(self, starts: Sequence[int]) -> list[float]:
+        """Posterior mass of each stretch ``starts[j] .. starts[j + 1] - 1`` of the
+        candidates (the last to n - 1): the posterior, coarsened for a plot.  "Flake"
+        is in none of them (see :meth:`probability`)."""
+        if list(starts[:1]) != [0] or starts[-1] >= self.n or any(
+                b <= a for a, b in pairwise(starts)):
+            raise UserError("stretches must start at 0 and increase within the range")
+        return self._space.binned(self._posts, starts)
+
+    def flake(self) -> Hypothesis:
+        """ "No culprit: the failures were flakes", with its probability."""
+        post = self._posts[-1]
+        return Hypothesis(None, post.mass, post.e_mean)
 
     def top(self, k: int = 5) -> list[Hypothesis]:
         """The k likeliest answers (one per group of equally-explained candidates)."""

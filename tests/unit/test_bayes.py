@@ -137,6 +137,35 @@ def test_a_candidate_without_prior_weight_is_never_the_answer() -> None:
     assert eng.result().culprit != 3
 
 
+def test_mass_by_range_sums_the_posterior_over_each_stretch() -> None:
+    eng = BayesSearch(20)
+    for c, v in [(9, GOOD), (14, BAD), (14, GOOD), (11, BAD)]:
+        eng.record(c, v)
+    got = eng.mass_by_range([0, 5, 12])
+    want = [sum(eng.probability(i) for i in r) for r in (range(5), range(5, 12), range(12, 20))]
+    assert got == pytest.approx(want)
+
+
+def test_mass_by_range_is_the_same_on_a_dag() -> None:
+    line = BayesSearch(20)
+    dag = BayesSearch(20, ancestors=lambda c: frozenset(range(c + 1)))
+    for c, v in [(9, GOOD), (14, BAD), (11, BAD)]:
+        line.record(c, v)
+        dag.record(c, v)
+    assert dag.mass_by_range([0, 7, 10, 15]) == pytest.approx(line.mass_by_range([0, 7, 10, 15]))
+
+
+def test_mass_by_range_needs_stretches_that_start_at_zero_and_increase() -> None:
+    with pytest.raises(UserError, match="start at 0"):
+        BayesSearch(8).mass_by_range([0, 4, 4])
+
+
+def test_the_flake_hypothesis_is_there_even_when_unlikely() -> None:
+    eng = BayesSearch(8, model=EXACT)
+    run_on(eng, 3, BAD)
+    assert eng.flake().is_flake and eng.flake().probability == 0.0
+
+
 # ---------------------------------------------------------------- the stop rule
 
 def test_stops_once_the_top_hypothesis_reaches_the_target() -> None:
@@ -210,6 +239,18 @@ def test_builds_instead_of_rerunning_when_runs_are_dear() -> None:
     run_on(eng, 31, GOOD)
     action = eng.next_action()
     assert action is not None and action.kind is ActionKind.BUILD
+
+
+@pytest.mark.parametrize(("build_s", "kind"), [(600.0, ActionKind.RUN),
+                                                (5.0, ActionKind.BUILD)])
+def test_the_costs_it_is_told_decide_between_a_rerun_and_a_build(build_s: float,
+                                                                 kind: ActionKind) -> None:
+    eng = BayesSearch(64)
+    for _ in range(3):
+        run_on(eng, 31, GOOD)
+    eng.use_costs(Costs(build_s=build_s, boot_s=5.0, run_s=10.0))
+    action = eng.next_action()
+    assert action is not None and action.kind is kind
 
 
 def test_boots_a_built_kernel_rather_than_building_again() -> None:
