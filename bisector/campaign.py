@@ -34,7 +34,7 @@ from pathlib import Path
 
 from . import reproducer, runner
 from .errors import UserError
-from .flaky import BayesOptions, bayes_stage, strategy_for
+from .flaky import BayesOptions, bayes_search, runs_of, strategy_for
 from .git import commit_info
 from .kernel import KernelResolver, is_prebuilt
 from .ledger import StepLedger, StepPool
@@ -62,6 +62,7 @@ from .stages import (
 )
 from .store import Campaign, Store
 from .tester import KernelTester, StepTester
+from .verdict import Verdict
 
 
 def _abs(path: str | None) -> str | None:
@@ -303,26 +304,31 @@ class CampaignRunner:
                 result.reason = why
                 return self._finish(CampaignStatus.MISMATCH, result)
         src = self.kernels.git_source
-        if self._strategy() == "bayes":
-            assert self.campaign is not None
-            earlier = [s for s in self.store.steps(self.campaign.id) if s.stage is Stage.GIT]
-            src.ensure_worktree()
-            res, result.hypotheses, result.bisect_log = bayes_stage(
-                self, src.tree, rng.old_shas, rng.new_sha,
-                BayesOptions(target=self.args.confidence, max_runs=self.args.max_runs,
-                             max_builds=self.args.max_builds,
-                             trigger_rate=self._trigger_rate()), earlier)
-            result.strategy = "bayes"
+        bayes = self._strategy() == "bayes"
+        if bayes:
+            res = self._bayes(result, rng)
         else:
-            res, result.bisect_log = git_stage(self, src.ensure_worktree(), rng.old_shas,
-                                               rng.new_sha)
+            res, result.bisect_log, result.rounds = git_stage(
+                self, src.ensure_worktree(), rng.old_shas, rng.new_sha)
+            result.workers = self.width
         result.stages.append(StageRecord(stage=Stage.GIT, **asdict(res)))
         if res.found and res.first is not None:
             result.culprit = commit_info(src.tree, res.first)
             result.verification = confirm_culprit(self, src, res.first, rng.new_sha,
-                                                  self.args.verify_culprit,
-                                                  flaky=self._strategy() == "bayes")
+                                                  self.args.verify_culprit, flaky=bayes)
             doubtful = result.verification.status is VerificationStatus.DOUBTFUL
+            if doubtful and not bayes and self._may_switch():
+                # the same commit gave both verdicts: one verdict per commit cannot be
+                # trusted here, so the noisy search weighs every run made so far
+                self.handler.message("repeats disagree (a commit tested both good and bad): "
+                                     "switching to the Bayesian search")
+                result.strategy_note = (f"plain bisection named {res.first[:12]}, but its "
+                                        "verification saw repeats disagree: the Bayesian "
+                                        "search took over with every run made so far")
+                result.culprit, result.verification = None, None
+                result.stages.pop()
+                self.args = replace(self.args, strategy="bayes")
+                return self._git(result, old_names, new_name, False)
             if doubtful:
                 result.reason = result.verification.summary
             return self._finish(CampaignStatus.DOUBTFUL if doubtful else CampaignStatus.FOUND,
@@ -332,6 +338,31 @@ class CampaignRunner:
             return self._finish(CampaignStatus.MISMATCH, result)
         result.candidates = [commit_info(src.tree, c) for c in res.candidates]
         return self._finish(CampaignStatus.INCONCLUSIVE, result)
+
+    def _bayes(self, result: CampaignResult, rng: GitRange) -> StageResult:
+        assert self.campaign is not None
+        src = self.kernels.git_source
+        earlier = [s for s in self.store.steps(self.campaign.id)
+                   if s.stage in (Stage.GIT, Stage.CONFIRM, Stage.VERIFY)]
+        src.ensure_worktree()
+        out = bayes_search(self, src.tree, rng.old_shas, rng.new_sha,
+                           BayesOptions(target=self.args.confidence, max_runs=self.args.max_runs,
+                                        max_builds=self.args.max_builds,
+                                        trigger_rate=self._trigger_rate()), earlier)
+        result.hypotheses, result.bisect_log = out.hypotheses, out.bisect_log
+        result.posterior, result.strategy = out.history, "bayes"
+        return out.stage
+
+    def _may_switch(self) -> bool:
+        """``--strategy auto``, a regression hunt, and some commit has given both
+        verdicts (over its steps, or among one step's iterations)."""
+        if self.args.strategy != "auto" or self.terms.find_fix or self.campaign is None:
+            return False
+        seen: dict[str, set[Verdict]] = {}
+        for s in self.store.steps(self.campaign.id):
+            if s.stage in (Stage.GIT, Stage.CONFIRM, Stage.VERIFY):
+                seen.setdefault(s.candidate, set()).update(runs_of(s))
+        return any({Verdict.GOOD, Verdict.BAD} <= v for v in seen.values())
 
     def _strategy(self) -> str:
         return strategy_for(self.args.strategy, self._trigger_rate())

@@ -344,7 +344,12 @@ class CampaignResult(_Model):
     verification: CulpritVerification | None = None
     #: how the git stage searched: plain (git bisect) or bayes; bayes' top hypotheses
     strategy: str = "plain"
+    #: why the strategy changed mid-campaign (auto: repeats disagreed), if it did
+    strategy_note: str = ""
     hypotheses: list[Likelihood] = []
+    #: the git stage's parallelism: testers (Dask workers) and rounds it took
+    workers: int = 1
+    rounds: int = 0
     #: bayes: the posterior after every run (None: plain, or a result stored before it)
     posterior: PosteriorHistory | None = None
 

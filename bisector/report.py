@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from dataclasses import asdict
 from pathlib import Path
@@ -25,7 +26,7 @@ from markupsafe import Markup
 from . import flaky, plot, proc, summary
 from .errors import BisectorError, UserError
 from .git import git_bytes
-from .outcomes import CampaignResult, PosteriorHistory, Step
+from .outcomes import CampaignResult, PosteriorHistory, Stage, Step
 from .reproducer import parse
 from .store import Campaign
 
@@ -110,6 +111,7 @@ def context(campaign: Campaign, steps: list[Step], result: CampaignResult) -> di
               "build": sum(s.build_s for s in real), "boot": sum(s.boot_s for s in real),
               "test": sum(s.test_s for s in real), "total": sum(s.total_s for s in real)}
     history = posterior(campaign, steps, result, trigger_rate)
+    parallel = _parallel(result, real, tree)
     svg: Markup | None = plot.posterior_svg(history) if history is not None else None
     return {"campaign": campaign, "steps": steps, "r": result, "status": result.status.value,
             "terms": result.terms, "headline": summary.headline(result),
@@ -117,7 +119,26 @@ def context(campaign: Campaign, steps: list[Step], result: CampaignResult) -> di
             "meaning": summary.upstream_range(result),
             "continue_cmd": summary.continue_command(result, str(campaign.args["repro"])),
             "maintainers": maint, "repro": repro, "totals": totals,
-            "posterior": history, "posterior_svg": svg}
+            "posterior": history, "posterior_svg": svg, "parallel": parallel}
+
+
+def _parallel(result: CampaignResult, steps: list[Step], tree: str | None
+              ) -> dict[str, int] | None:
+    """What multisection bought and cost: rounds vs plain bisection's steps, and the
+    git builds it made (k per round instead of one)."""
+    if result.workers <= 1 or result.range is None or not tree:
+        return None
+    from . import git
+
+    try:
+        n = int(git.out(Path(tree), "rev-list", "--count", result.range.new_sha, "--not",
+                        *result.range.old_shas))
+    except (BisectorError, ValueError):
+        return None
+    return {"workers": result.workers, "rounds": result.rounds, "commits": n,
+            "plain_steps": math.ceil(math.log2(n + 1)) if n else 0,
+            "builds": sum(1 for s in steps if s.stage is Stage.GIT and s.built),
+            "tested": sum(1 for s in steps if s.stage is Stage.GIT)}
 
 
 def write(campaign: Campaign, steps: list[Step], result: CampaignResult,

@@ -199,8 +199,9 @@ def map_upstream(tree: Path, lst: StageResult) -> UpstreamMap | str:
 
 
 def git_stage(ctx: StageContext, worktree: Path, old_shas: Sequence[str], new_sha: str
-              ) -> tuple[StageResult, str]:
-    """``git bisect`` from the old commits to the new one: the answer and the bisect log."""
+              ) -> tuple[StageResult, str, int]:
+    """``git bisect`` from the old commits to the new one: the answer, the bisect log,
+    and the rounds it took (k commits per round with k workers: multisection)."""
     gb = GitBisection(worktree, list(old_shas), new_sha, ctx.terms)
     gb.start()
     try:
@@ -209,7 +210,7 @@ def git_stage(ctx: StageContext, worktree: Path, old_shas: Sequence[str], new_sh
         res = loop.run(Stage.GIT, gb)
         ctx.handler.message(f"git stage: {loop.rounds} round(s) of up to {ctx.width} "
                             f"commit(s) tested at once")
-        return res, gb.log()
+        return res, gb.log(), loop.rounds
     finally:
         gb.reset()
 

@@ -387,7 +387,8 @@ def test_a_flake_during_the_search_gives_a_doubtful_culprit(
     # make every first test of 12..16 pass by chance, so the search ends at 17
     tester = Flaky(truth, {shas[i]: G for i in range(12, 17)})
     store = Store()  # the default one, which the CLI's summary reads
-    args = BisectArgs(repro=GRE, good=["v0"], bad=["main"], tree=str(tmp_path / "linux"))
+    args = BisectArgs(repro=GRE, good=["v0"], bad=["main"], tree=str(tmp_path / "linux"),
+                      strategy="plain")  # auto would switch to the Bayesian search
     cr = campaign(args, store, tester)
     assert cr.culprit is not None and cr.culprit.sha != shas[12]  # the search was misled
     assert cr.status is CampaignStatus.DOUBTFUL and cr.verification is not None
@@ -448,3 +449,18 @@ def test_plain_bisection_on_a_flaky_bug_is_honest_when_it_is_wrong(tmp_path: Pat
             wrong += 1
             assert cr.status is not CampaignStatus.FOUND, "a wrong culprit was the answer"
     assert wrong >= 1  # plain bisection does get misled by this bug
+
+
+def test_disagreeing_repeats_switch_auto_to_the_bayesian_search(
+        tmp_path: Path, tmp_cache: Path) -> None:
+    """As above, but ``--strategy auto``: the verification's retest disagrees with the
+    search's verdict, so the Bayesian search takes over with every run made so far —
+    and names the real culprit instead of a doubtful one."""
+    shas = linear_repo(tmp_path / "linux", 24)
+    tester = Flaky(oracle_for(shas, 12), {shas[i]: G for i in range(12, 17)})
+    store = Store(tmp_path / "db.sqlite")
+    args = BisectArgs(repro=GRE, good=["v0"], bad=["main"], tree=str(tmp_path / "linux"))
+    cr = campaign(args, store, tester)
+    assert cr.strategy == "bayes" and "repeats disagree" in cr.strategy_note
+    assert cr.status is CampaignStatus.FOUND, cr.reason
+    assert cr.culprit is not None and cr.culprit.sha == shas[12]
