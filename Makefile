@@ -88,7 +88,7 @@ bench-bisect: setup apt-demo image
 	$(BIN)/python bench/bisection.py --demo-dir $(DEMO_DIR)
 
 # Flaky bugs, simulated: Bayesian search vs plain / syzbot / repeat-8 bisection (pure Python,
-# about 6 minutes on 2 cores; FLAKY_ARGS=--quick for a smoke run).
+# about 7 minutes on 2 cores; FLAKY_ARGS=--quick for a smoke run).
 .PHONY: bench-flaky
 bench-flaky: venv
 	$(BIN)/python bench/flaky.py $(FLAKY_ARGS)

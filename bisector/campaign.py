@@ -348,7 +348,9 @@ class CampaignRunner:
         out = bayes_search(self, src.tree, rng.old_shas, rng.new_sha,
                            BayesOptions(target=self.args.confidence, max_runs=self.args.max_runs,
                                         max_builds=self.args.max_builds,
-                                        trigger_rate=self._trigger_rate()), earlier)
+                                        trigger_rate=self._trigger_rate(),
+                                        false_alarm_rate=self.repro.spec.verdict
+                                        .false_alarm_rate), earlier)
         result.hypotheses, result.bisect_log = out.hypotheses, out.bisect_log
         result.posterior, result.strategy = out.history, "bayes"
         return out.stage

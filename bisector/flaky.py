@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import CommandError, UserError
@@ -50,6 +50,18 @@ class BayesOptions:
     max_builds: int | None = None
     #: the reproducer's declared trigger rate (P(a run on a bad kernel fails)); None: learn it
     trigger_rate: float | None = None
+    #: the reproducer's declared false-alarm rate (P(a run on a good kernel fails));
+    #: None: unknown, marginalised
+    false_alarm_rate: float | None = None
+
+    def noise_model(self) -> NoiseModel:
+        """The engine's noise model: a declared rate is a point, an unknown one a grid."""
+        model = NoiseModel()
+        if self.trigger_rate is not None:
+            model = replace(model, trigger=RateGrid.point(self.trigger_rate))
+        if self.false_alarm_rate is not None:
+            model = replace(model, false_fail=RateGrid.point(self.false_alarm_rate))
+        return model
 
 
 def strategy_for(asked: str, trigger_rate: float | None) -> str:
@@ -216,9 +228,7 @@ def _setup(tree: Path, old_shas: Sequence[str], new_sha: str, opts: BayesOptions
            ) -> tuple[list[str], _Recorder]:
     """The candidates and a fresh engine with its recorder, as the stage and a replay need."""
     order, parents = candidates(tree, old_shas, new_sha)
-    model = NoiseModel(trigger=RateGrid.point(opts.trigger_rate)) \
-        if opts.trigger_rate is not None else NoiseModel()
-    engine = BayesSearch(len(order), model=model, costs=Costs(),
+    engine = BayesSearch(len(order), model=opts.noise_model(), costs=Costs(),
                          budget=Budget(max_builds=opts.max_builds, max_runs=opts.max_runs),
                          target=opts.target, ancestors=_ancestors(order, parents))
     shas = [order[s] for s in bin_starts(len(order))]

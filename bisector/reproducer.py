@@ -174,6 +174,10 @@ class VerdictRules(_Strict):
     #: the bug is flaky: P(a run on a buggy kernel shows it); declaring it makes
     #: `bisector bisect` use the Bayesian search (--strategy auto)
     trigger_rate: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = None
+    #: P(a run on a kernel *without* the bug shows it anyway); 0 for a signature check a
+    #: good kernel cannot produce (a fixed kernel does not corrupt the MAC).  Unset: unknown,
+    #: the Bayesian search allows for 0-3 %.  At 0.5 a failure would say nothing.
+    false_alarm_rate: Annotated[float, Field(ge=0, lt=0.5, allow_inf_nan=False)] | None = None
 
     @model_validator(mode="after")
     def _thresholds(self) -> VerdictRules:

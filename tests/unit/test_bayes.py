@@ -15,6 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from bisector.errors import UserError
+from bisector.flaky import BayesOptions
 from bisector.search.baselines import PlainPolicy, SyzbotPolicy
 from bisector.search.bayes import (
     ActionKind,
@@ -214,6 +215,37 @@ def test_runs_impossible_under_a_declared_model_stop_it_as_inconsistent() -> Non
     r = eng.result()
     assert r.stopped is StopReason.INCONSISTENT
     assert r.confidence == pytest.approx(0.25)  # the posterior before: culprit 0..3
+
+
+def test_a_declared_false_alarm_rate_of_zero_makes_a_good_kernel_failure_impossible() -> None:
+    # p unknown (the default grid), eps declared 0: one failure on 5 proves 5 bad
+    declared = BayesSearch(16, model=NoiseModel(false_fail=RateGrid.point(0.0)))
+    unknown = BayesSearch(16)
+    for eng in (declared, unknown):
+        eng.record(5, BAD)
+    # a culprit after 5, or "flake", needs 5 to be good and to have failed anyway
+    assert all(declared.probability(c) == 0.0 for c in range(6, 16))
+    assert declared.probability(None) == 0.0
+    assert sum(declared.probability(c) for c in range(6)) == pytest.approx(1.0)
+    # unknown eps: a false alarm stays possible, so those hypotheses keep some mass
+    assert all(unknown.probability(c) > 0.0 for c in range(6, 16))
+    assert unknown.probability(None) > 0.0
+
+
+def test_a_declared_false_alarm_rate_of_zero_settles_a_failing_kernel_with_one_run() -> None:
+    eng = BayesSearch(2, model=NoiseModel(false_fail=RateGrid.point(0.0), flake_prior=0.0))
+    eng.record(0, BAD)  # the first candidate failed: it is bad, hence the culprit
+    assert eng.probability(0) == pytest.approx(1.0)
+    assert eng.next_action() is None and eng.result().stopped is StopReason.CONFIDENT
+
+
+def test_bayes_options_declare_the_rates_as_grid_points() -> None:
+    assert BayesOptions().noise_model() == NoiseModel()
+    model = BayesOptions(trigger_rate=0.3, false_alarm_rate=0.0).noise_model()
+    assert model.trigger == RateGrid.point(0.3) and model.false_fail == RateGrid.point(0.0)
+    only_eps = BayesOptions(false_alarm_rate=0.01).noise_model()
+    assert only_eps.trigger == NoiseModel().trigger  # p still marginalised
+    assert only_eps.false_fail == RateGrid.point(0.01)
 
 
 # ---------------------------------------------------------------- action choice

@@ -44,6 +44,17 @@ def test_minimal_loads_and_renders(tmp_path: Path) -> None:
     assert r.spec.verdict.repeat == 1 and r.spec.verdict.good_needed == 1
 
 
+@pytest.mark.parametrize(("declared", "expected"), [(None, None), (0, 0.0), (0.0, 0.0),
+                                                     (0.02, 0.02), (0.499, 0.499)])
+def test_false_alarm_rate_is_optional_and_in_zero_to_half(tmp_path: Path, declared: object,
+                                                          expected: float | None) -> None:
+    verdict = dict(MINIMAL["verdict"])  # type: ignore[call-overload]
+    if declared is not None:
+        verdict["false_alarm_rate"] = declared
+    r = load(write(tmp_path, dict(MINIMAL, verdict=verdict)))
+    assert r.spec.verdict.false_alarm_rate == expected
+
+
 def test_unknown_key_is_named(tmp_path: Path) -> None:
     bad = dict(MINIMAL, timout=5)
     with pytest.raises(UserError, match=r"r\.yaml: unknown key 'timout'"):
@@ -195,6 +206,18 @@ def _huge(tmp_path: Path) -> Path:
     (lambda t: write(t, {**MINIMAL, "verdict": {**MINIMAL["verdict"],  # type: ignore[dict-item]
                                                  "trigger_rate": 0}}),
      r"field 'verdict\.trigger_rate'"),
+    (lambda t: write(t, {**MINIMAL, "verdict": {**MINIMAL["verdict"],  # type: ignore[dict-item]
+                                                 "false_alarm_rate": 0.5}}),
+     r"field 'verdict\.false_alarm_rate'"),
+    (lambda t: write(t, {**MINIMAL, "verdict": {**MINIMAL["verdict"],  # type: ignore[dict-item]
+                                                 "false_alarm_rate": -0.01}}),
+     r"field 'verdict\.false_alarm_rate'"),
+    (lambda t: write(t, {**MINIMAL, "verdict": {**MINIMAL["verdict"],  # type: ignore[dict-item]
+                                                 "false_alarm_rate": float("nan")}}),
+     r"field 'verdict\.false_alarm_rate'"),
+    (lambda t: write(t, {**MINIMAL, "verdict": {**MINIMAL["verdict"],  # type: ignore[dict-item]
+                                                 "false_alarm_rate": "never"}}),
+     r"field 'verdict\.false_alarm_rate'"),
     (lambda t: write(t, {**MINIMAL, "verdict": {**MINIMAL["verdict"],  # type: ignore[dict-item]
                                                  "fresh_boot": "often"}}),
      r"field 'verdict\.fresh_boot'"),
