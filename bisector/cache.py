@@ -56,19 +56,22 @@ def _last_used(path: Path) -> float:
         return path.stat().st_mtime
 
 
-def prunable() -> list[Entry]:
-    """Kernel artifacts and downloads, least recently used first."""
+def prunable(sizes: bool = True) -> list[Entry]:
+    """Kernel artifacts and downloads, least recently used first (``sizes=False``:
+    sizes left 0, for a caller that only chooses by age — walking every unpacked
+    kernel tree is most of the cost)."""
     root = cache_dir()
     out = []
     for kind_dir in sorted((root / "kernels").glob("*")):
         for art in kind_dir.iterdir():
             if art.is_dir() and not art.name.endswith((".tmp", ".lock")):
-                out.append(Entry(art, f"kernels/{kind_dir.name}", _size(art), _last_used(art)))
+                out.append(Entry(art, f"kernels/{kind_dir.name}", _size(art) if sizes else 0,
+                                 _last_used(art)))
     downloads = root / "downloads"
     if downloads.is_dir():
         for f in downloads.iterdir():
             if f.is_file() and ".part" not in f.name and not f.name.endswith(".lock"):
-                out.append(Entry(f, "downloads", _size(f), _last_used(f)))
+                out.append(Entry(f, "downloads", _size(f) if sizes else 0, _last_used(f)))
     return sorted(out, key=lambda e: e.last_used)
 
 

@@ -88,8 +88,8 @@ def prune(results_dir: Path, sweeps: list[tuple[int, str, Path]], protected: set
         since = st.oldest_running_since()
     finally:
         st.close()
-    old = [e for e in cache.select(cache.prunable(), keep=None, older_than=kernel_days * 86400,
-                                   protect_since=since, now=now)
+    old = [e for e in cache.select(cache.prunable(sizes=False), keep=None,
+                                   older_than=kernel_days * 86400, protect_since=since, now=now)
            if str(e.path) not in keep_art]
     removed = cache.remove(old)
     return Pruned(gone, [e.path for e in removed])
