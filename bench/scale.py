@@ -56,7 +56,9 @@ SPEEDUP_GOAL, SPEEDUP_K = 6.0, 8
 OVERHEAD_GOAL = 0.01  # of one boot
 TASK_TIMEOUT_S = 60  # a hung worker falls back to threads, not a hung bench
 POLICIES = ("fifo", "locality", "locality+spread")
-GOAL_POLICY = "locality"
+#: what bisector.distributed.DaskCells does: a kernel's cells prefer the worker holding it,
+#: and kernels nobody holds yet are spread over the workers (soft: Dask may steal)
+GOAL_POLICY = "locality+spread"
 
 
 # ---------------------------------------------------------------- costs of this machine
