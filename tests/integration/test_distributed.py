@@ -174,4 +174,5 @@ def test_multisection_on_the_demo_tree_takes_fewer_rounds_with_two_workers(
         m = re.search(r"git stage: (\d+) round\(s\)", r.stderr)
         assert m, r.stderr
         rounds[workers] = int(m.group(1))
+    print(f"git stage rounds on the demo tree: {rounds} (workers → rounds)")
     assert rounds[2] < rounds[1], rounds
