@@ -228,34 +228,34 @@ class Sweep:
             out.append(reg)
         return out
 
-    # ---------------------------------------------------------------- the report
-    def report(self, tonight: list[CellResult], changes: list[Change],
-               regressions: list[Regression], status: SweepStatus) -> SweepReport:
-        row = self.store.sweep(self.sweep_id)
-        assert row is not None
-        history = {c.key.id: self.store.cell_marks(self.plan.key, c.key, self.sweep_id)
-                   for c in tonight}
-        timings = []
-        for r in reversed(self.store.all_sweeps(self.plan.key)[:30]):
-            if r["status"] == SweepStatus.INCOMPLETE.value:
-                continue
-            cells = self.store.cells(int(r["id"]))
-            timings.append(NightTiming(sweep_id=int(r["id"]), date=str(r["started"])[:16],
-                                       boot_s=round(sum(c.boot_s for c in cells), 1),
-                                       test_s=round(sum(c.test_s for c in cells), 1),
-                                       wall_s=round(float(r["wall_s"]), 1)))
-        return SweepReport(
-            sweep_id=self.sweep_id, name=self.plan.name,
-            config_path=str(self.plan.config_path), started=self.started,
-            finished=row["finished"], status=status, wall_s=round(float(row["wall_s"]), 1),
-            results_dir=str(self.plan.results_dir), sweep_dir=str(self.dir),
-            kernels=self.plan.kernels,
-            reproducers=sorted({name for name, _ in self.plan.reproducers}),
-            cells=sorted(tonight, key=lambda c: (c.key.line, c.kernel_order, c.key.reproducer,
-                                                 c.key.params)),
-            changes=changes, regressions=regressions, history=history, timings=timings,
-            reproducer_files={name: str(r.path)
-                              for (name, _), r in self.plan.reproducers.items()})
+def report(sweep: Sweep, tonight: list[CellResult], changes: list[Change],
+           regressions: list[Regression], status: SweepStatus) -> SweepReport:
+    """Everything the sweep found, for the reporters and notifiers."""
+    row = sweep.store.sweep(sweep.sweep_id)
+    assert row is not None
+    history = {c.key.id: sweep.store.cell_marks(sweep.plan.key, c.key, sweep.sweep_id)
+               for c in tonight}
+    timings = []
+    for r in reversed(sweep.store.all_sweeps(sweep.plan.key)[:30]):
+        if r["status"] == SweepStatus.INCOMPLETE.value:
+            continue
+        cells = sweep.store.cells(int(r["id"]))
+        timings.append(NightTiming(sweep_id=int(r["id"]), date=str(r["started"])[:16],
+                                   boot_s=round(sum(c.boot_s for c in cells), 1),
+                                   test_s=round(sum(c.test_s for c in cells), 1),
+                                   wall_s=round(float(r["wall_s"]), 1)))
+    return SweepReport(
+        sweep_id=sweep.sweep_id, name=sweep.plan.name,
+        config_path=str(sweep.plan.config_path), started=sweep.started,
+        finished=row["finished"], status=status, wall_s=round(float(row["wall_s"]), 1),
+        results_dir=str(sweep.plan.results_dir), sweep_dir=str(sweep.dir),
+        kernels=sweep.plan.kernels,
+        reproducers=sorted({name for name, _ in sweep.plan.reproducers}),
+        cells=sorted(tonight, key=lambda c: (c.key.line, c.kernel_order, c.key.reproducer,
+                                             c.key.params)),
+        changes=changes, regressions=regressions, history=history, timings=timings,
+        reproducer_files={name: str(r.path)
+                          for (name, _), r in sweep.plan.reproducers.items()})
 
 
 def run(sweep: Sweep) -> SweepReport:
@@ -275,4 +275,4 @@ def run(sweep: Sweep) -> SweepReport:
         changes = sweep.compare(tonight)
     regressions = sweep.regressions(tonight, changes)
     sweep.store.set_status(sweep.sweep_id, SweepStatus.DONE)
-    return sweep.report(tonight, changes, regressions, SweepStatus.DONE)
+    return report(sweep, tonight, changes, regressions, SweepStatus.DONE)
