@@ -175,14 +175,23 @@ def debian_kernels(line: str, ks: DebianSet) -> list[KernelRef]:
 
 
 def ubuntu_kernels(line: str, ks: UbuntuSet) -> list[KernelRef]:
+    """The newest N mainline versions with a usable build (a failed build is passed
+    over, as the mainline tools' "latest" does), walking down from the newest so only
+    the folders needed are read."""
     from ..kernel.ubuntu import UbuntuMainlineSource, is_rc
 
     src = UbuntuMainlineSource()
     versions = [v for v in src.versions() if ks.rc or not is_rc(v)]
     if ks.series:
         versions = [v for v in versions if re.match(rf"v{re.escape(ks.series)}(\.|-|$)", v)]
-    picked = sorted(versions, key=version_key)[-ks.newest:]
-    return _refs(line, [(f"ubuntu-mainline:{v}", v, v) for v in picked])
+    picked: list[str] = []
+    for v in sorted(versions, key=version_key, reverse=True):
+        if len(picked) == ks.newest:
+            break
+        (entry,) = src.builds(v)
+        if not entry.note.startswith("failed"):
+            picked.append(v)
+    return _refs(line, [(f"ubuntu-mainline:{v}", v, v) for v in reversed(picked)])
 
 
 def git_kernels(name: str, ks: GitSet, tree: Path) -> dict[str, list[KernelRef]]:

@@ -43,10 +43,10 @@ def test_debian_set_is_the_newest_n_of_its_series(tmp_path: Path, tmp_cache: Pat
         ("debian:6.1.0-54", 0, "v6.1.190"), ("debian:6.1.0-56", 1, "v6.1.192")]
 
 
-def test_ubuntu_set_is_the_newest_n_releases(tmp_path: Path, tmp_cache: Path,
+def test_ubuntu_set_is_the_newest_n_usable_releases(tmp_path: Path, tmp_cache: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    root = mainline_kernels(tmp_path / "mainline", ["v5.7", "v5.8-rc1", "v5.8", "v5.9-rc2"],
-                            b"")
+    root = mainline_kernels(tmp_path / "mainline", ["v5.7", "v5.8-rc1", "v5.8", "v5.8.1",
+                                                    "v5.9-rc2"], b"", failed=["v5.8.1"])
     with serve(root) as url:
         monkeypatch.setenv("BISECTOR_UBUNTU_MAINLINE_URL", url)
         stable = config.ubuntu_kernels("u", UbuntuSet(newest=2))
