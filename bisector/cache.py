@@ -17,16 +17,14 @@ alone: they are what makes the next boot and build fast.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .kernel.base import LAST_USED
-from .paths import cache_dir
+from .paths import cache_dir, disk_usage
 
 
 @dataclass(frozen=True)
@@ -35,17 +33,6 @@ class Entry:
     kind: str  # kernels/<source> or downloads
     size: int
     last_used: float
-
-
-def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for f in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-    return total
 
 
 def _last_used(path: Path) -> float:
@@ -65,13 +52,13 @@ def prunable(sizes: bool = True) -> list[Entry]:
     for kind_dir in sorted((root / "kernels").glob("*")):
         for art in kind_dir.iterdir():
             if art.is_dir() and not art.name.endswith((".tmp", ".lock")):
-                out.append(Entry(art, f"kernels/{kind_dir.name}", _size(art) if sizes else 0,
+                out.append(Entry(art, f"kernels/{kind_dir.name}", disk_usage(art) if sizes else 0,
                                  _last_used(art)))
     downloads = root / "downloads"
     if downloads.is_dir():
         for f in downloads.iterdir():
             if f.is_file() and ".part" not in f.name and not f.name.endswith(".lock"):
-                out.append(Entry(f, "downloads", _size(f) if sizes else 0, _last_used(f)))
+                out.append(Entry(f, "downloads", disk_usage(f) if sizes else 0, _last_used(f)))
     return sorted(out, key=lambda e: e.last_used)
 
 
@@ -84,7 +71,7 @@ def usage() -> dict[str, int]:
     for name in ("images", "ccache", "git", "debian-index", "debian-snapshot",
                  "ubuntu-mainline-index"):
         if (root / name).exists():
-            out[name] = _size(root / name)
+            out[name] = disk_usage(root / name)
     return out
 
 

@@ -8,6 +8,7 @@ flags), which is what the tests do.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -101,6 +102,19 @@ def require_free(path: Path, need: int, doing: str) -> None:
     if free < need:
         raise InfraError(f"{probe}: only {free >> 20} MiB free, {doing} needs about "
                          f"{need >> 20} MiB (free some space, or move BISECTOR_CACHE)")
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes held by a file or a tree (files not followed through symlinks; a file
+    that vanishes meanwhile counts 0): what a cache entry or an image's input weighs."""
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+    return total
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -21,12 +21,10 @@ few bytes, so they are parsed in one place.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 import logging
 import lzma
-import os
 import stat
 import struct
 from dataclasses import dataclass
@@ -34,7 +32,7 @@ from pathlib import Path
 
 from .. import proc
 from ..errors import InfraError
-from ..paths import locked
+from ..paths import disk_usage, locked
 from .base import KernelArtifact
 
 log = logging.getLogger(__name__)
@@ -265,19 +263,10 @@ def build_initramfs(art: KernelArtifact, dest: Path) -> Path:
     return dest
 
 
-def _tree_size(path: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-    return total
-
-
 def make_ext4(src: Path, dest: Path, label: str, *, slack: float = 1.25,
               extra_mb: int = 32, log_file: Path | None = None) -> Path:
     """An ext4 image of ``src`` (mke2fs -d), with features old kernels can mount rw."""
-    size_mb = int(_tree_size(src) * slack / (1 << 20)) + extra_mb
+    size_mb = int(disk_usage(src) * slack / (1 << 20)) + extra_mb
     tmp = dest.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
     proc.run(["mke2fs", "-q", "-F", "-t", "ext4", "-O", "^orphan_file,^metadata_csum_seed",

@@ -96,8 +96,10 @@ class SmtpTarget(_Strict):
     to: list[str] = Field(min_length=1)
     starttls: bool = False
     username: str | None = None
-    #: the name of an environment variable holding the password (never the password)
-    password_env: str | None = None
+    #: the name of an environment variable holding the password (never the password);
+    #: only BISECTOR_* names, so a shared config cannot have another secret of the
+    #: host's environment (a cloud token …) sent to the SMTP server it names
+    password_env: str | None = Field(default=None, pattern=r"^BISECTOR_[A-Z0-9_]{1,64}$")
     timeout: float = Field(default=30, gt=0)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

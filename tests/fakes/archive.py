@@ -13,7 +13,7 @@ import hashlib
 import http.server
 import lzma
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -62,9 +62,11 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serve(root: Path) -> Iterator[str]:
-    handler = functools.partial(_Quiet, directory=str(root))
+def serve_handler(handler: Callable[..., http.server.BaseHTTPRequestHandler],
+                  ) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 (an ephemeral port) in a thread; yields its base URL."""
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
     t = threading.Thread(target=httpd.serve_forever, daemon=True)
     t.start()
     try:
@@ -72,6 +74,12 @@ def serve(root: Path) -> Iterator[str]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@contextmanager
+def serve(root: Path) -> Iterator[str]:
+    with serve_handler(functools.partial(_Quiet, directory=str(root))) as url:
+        yield url
 
 
 def _indexes(root: Path, suite: str, paras: list[str]) -> None:

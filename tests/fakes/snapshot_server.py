@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from debian.debian_support import Version
 
-from tests.fakes.archive import debian_archive
+from tests.fakes.archive import debian_archive, serve_handler
 from tests.fakes.gpg import Signer, sign_suite
 
 
@@ -160,11 +159,5 @@ def serve_snapshot(farm: SnapshotFarm) -> Iterator[str]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serve_handler(Handler) as url:
+        yield url

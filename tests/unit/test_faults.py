@@ -649,6 +649,10 @@ SWEEP_FAULTS: list[Fault] = [
         *ctx.run_argv(GRE), "--scheduler", "tcp://127.0.0.1:9"], 131,
         "Dask scheduler tcp://127.0.0.1:9: cannot connect",
         line="bisector: infrastructure error: "),
+    Fault("sweep-password-env-not-ours", _sweep(
+        _SWEEP_DEBIAN + _SWEEP_OK_REPRO + "notify:\n  email: {from: a@b.c, to: [d@e.f], "
+        "username: u, password_env: AWS_SECRET_ACCESS_KEY}\n"), 2,
+        "field 'notify.email.password_env': String should match pattern", check=_no_sweep),
     Fault("sweep-locked", _sweep_locked, 75, "another sweep of 'sweep' is running (pid 4242",
           line="bisector: ", check=_no_sweep),
 ]

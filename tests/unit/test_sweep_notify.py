@@ -17,7 +17,6 @@ import http.server
 import json
 import re
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,6 +47,7 @@ from bisector.sweep.model import (
     SweepStatus,
     WebhookTarget,
 )
+from tests.fakes.archive import serve_handler
 
 SHA = "1a2b3c4d5e6f" + "7" * 28
 OTHER_SHA = "abcdefabcdef" + "1" * 28
@@ -561,16 +561,9 @@ def webhook_server(status: int = 200, delay: float = 0.0) -> Iterator[Hook]:
             self.end_headers()
             self.wfile.write(body)
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    hook.url = f"http://127.0.0.1:{httpd.server_address[1]}/hooks/sweep"
-    try:
+    with serve_handler(Handler) as url:
+        hook.url = f"{url}/hooks/sweep"
         yield hook
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def hook_config(url: str, timeout: float = 5) -> Notify:
