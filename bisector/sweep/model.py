@@ -10,7 +10,7 @@ they can be tested on a report built in a unit test.
 from __future__ import annotations
 
 import enum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -46,9 +46,12 @@ class GitSet(_Strict):
     each branch is a line of its own."""
 
     tree: str
-    branches: list[str] = Field(min_length=1)
+    #: branch and remote names are passed to git: never option-like (a leading "-"
+    #: would be read as an option such as --upload-pack=COMMAND)
+    branches: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")]] = \
+        Field(min_length=1)
     fetch: bool = False
-    remote: str = "origin"
+    remote: str = Field(default="origin", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
     config_fragments: list[str] = Field(default_factory=list)
 
 

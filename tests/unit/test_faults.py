@@ -653,6 +653,13 @@ SWEEP_FAULTS: list[Fault] = [
         _SWEEP_DEBIAN + _SWEEP_OK_REPRO + "notify:\n  email: {from: a@b.c, to: [d@e.f], "
         "username: u, password_env: AWS_SECRET_ACCESS_KEY}\n"), 2,
         "field 'notify.email.password_env': String should match pattern", check=_no_sweep),
+    Fault("sweep-git-remote-is-an-option", _sweep(
+        "kernels:\n  t:\n    git: {tree: {tmp}, branches: [main], fetch: true, "
+        "remote: '--upload-pack=touch {tmp}/pwned'}\n" + _SWEEP_OK_REPRO), 2,
+        "field 'kernels.t.git.remote': String should match pattern", check=_no_sweep),
+    Fault("sweep-git-branch-is-an-option", _sweep(
+        "kernels:\n  t:\n    git: {tree: {tmp}, branches: ['--output=x']}\n"
+        + _SWEEP_OK_REPRO), 2, "field 'kernels.t.git.branches[0]'", check=_no_sweep),
     Fault("sweep-locked", _sweep_locked, 75, "another sweep of 'sweep' is running (pid 4242",
           line="bisector: ", check=_no_sweep),
 ]
