@@ -60,6 +60,31 @@ def connect(address: str, timeout: float = 15) -> Any:
         raise InfraError(f"Dask scheduler {address}: cannot connect ({exc})") from exc
 
 
+def _cluster_fault(exc: BaseException, what: str) -> InfraError:
+    """The cluster lost the work (every worker that took it died: KilledWorker; the
+    scheduler went away; a cancelled future): infrastructure, never a verdict."""
+    try:
+        why = str(exc)
+    except Exception:  # an exception whose message cannot be formatted
+        why = "(no message)"
+    return InfraError(f"Dask: {what}: {exc.__class__.__name__}: {why}")
+
+
+def result_of(fut: Any, what: str) -> Any:
+    """A task's result; bisector's own errors as they were raised on the worker,
+    the cluster's as an InfraError."""
+    import asyncio
+
+    import distributed
+    from distributed.comm.core import CommClosedError
+
+    try:
+        return fut.result()
+    except (distributed.KilledWorker, CommClosedError,
+            asyncio.CancelledError, distributed.TimeoutError, OSError) as exc:
+        raise _cluster_fault(exc, what) from exc
+
+
 def qemu_workers(client: Any) -> list[str]:
     """Addresses of the workers that declare the ``qemu`` resource, sorted."""
     info = client.scheduler_info(n_workers=-1)["workers"]
@@ -149,7 +174,7 @@ class DaskCells:
             futures[fut] = job
         for fut in distributed.as_completed(futures):  # type: ignore[no-untyped-call]
             job = futures[fut]
-            res: CellResult = fut.result()
+            res: CellResult = result_of(fut, f"cell {job.key.track} on {job.ref.spec}")
             who = self.client.who_has(fut).get(fut.key) or ()
             if who:
                 self.holder.setdefault(job.ref.spec, who[0])
@@ -278,7 +303,8 @@ class DaskSteps:
                                               str(step_dir), key=key, pure=False,
                                               resources=RESOURCE, workers=[where[cand]],
                                               allow_other_workers=True))
-        steps: list[Step] = self.client.gather(futures)
+        steps: list[Step] = [result_of(f, f"{stage.value} step {c[:12]}")
+                             for f, (c, _) in zip(futures, items, strict=True)]
         for (cand, _), fut in zip(items, futures, strict=True):
             who = self.client.who_has(fut).get(fut.key) or ()
             if who and cand in self.position:
@@ -309,7 +335,7 @@ def run_remote(address: str, spec: str, repro: str, params: dict[str, str], run_
     fut = client.submit(_run_job, spec, repro, params, str(run_dir), opts, tree,
                         tuple(fragments), key=f"run-{run_dir.name}-{os.getpid()}",
                         pure=False, resources=RESOURCE)
-    res: RunResult = fut.result()
+    res: RunResult = result_of(fut, f"run of {spec}")
     return res
 
 
