@@ -356,9 +356,9 @@ class CampaignRunner:
         return out.stage
 
     def _may_switch(self) -> bool:
-        """``--strategy auto``, a regression hunt, and some commit has given both
-        verdicts (over its steps, or among one step's iterations)."""
-        if self.args.strategy != "auto" or self.terms.find_fix or self.campaign is None:
+        """``--strategy auto``, and some commit has given both verdicts (over its
+        steps, or among one step's iterations): a regression or a fix hunt alike."""
+        if self.args.strategy != "auto" or self.campaign is None:
             return False
         seen: dict[str, set[Verdict]] = {}
         for s in self.store.steps(self.campaign.id):

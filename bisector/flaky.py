@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .errors import CommandError, UserError
+from .errors import CommandError
 from .git import git
 from .outcomes import (
     Likelihood,
@@ -224,13 +224,14 @@ def _subjects(tree: Path, shas: Sequence[str]) -> dict[str, str]:
     return dict(line.split("\x1f", 1) for line in out.splitlines() if "\x1f" in line)
 
 
-def _setup(tree: Path, old_shas: Sequence[str], new_sha: str, opts: BayesOptions
-           ) -> tuple[list[str], _Recorder]:
+def _setup(tree: Path, old_shas: Sequence[str], new_sha: str, opts: BayesOptions,
+           find_fix: bool) -> tuple[list[str], _Recorder]:
     """The candidates and a fresh engine with its recorder, as the stage and a replay need."""
     order, parents = candidates(tree, old_shas, new_sha)
     engine = BayesSearch(len(order), model=opts.noise_model(), costs=Costs(),
                          budget=Budget(max_builds=opts.max_builds, max_runs=opts.max_runs),
-                         target=opts.target, ancestors=_ancestors(order, parents))
+                         target=opts.target, ancestors=_ancestors(order, parents),
+                         find_fix=find_fix)
     shas = [order[s] for s in bin_starts(len(order))]
     return order, _Recorder(engine, order, _subjects(tree, shas))
 
@@ -250,12 +251,10 @@ def bayes_search(ctx: StageContext, tree: Path, old_shas: Sequence[str], new_sha
                  opts: BayesOptions, earlier: Sequence[Step] = ()) -> BayesStageResult:
     """Search with the Bayesian engine.
 
-    Regression hunting only: the engine's noise is a bug that shows on the *new*
-    side with some rate; a fix hunt has it on the old side (not yet supported)."""
-    if ctx.terms.find_fix:
-        raise UserError("--strategy bayes does not hunt fixes yet: use --strategy plain "
-                        "with --find-fix")
-    order, rec = _setup(tree, old_shas, new_sha, opts)
+    A regression hunt has the flaky bug on the new side; ``--find-fix`` has it on the
+    old side (the engine's ``find_fix``): a fixed kernel that passes proves little on
+    its own, since a broken one passes too when the bug does not trigger."""
+    order, rec = _setup(tree, old_shas, new_sha, opts, ctx.terms.find_fix)
     index = {s: i for i, s in enumerate(order)}
     engine = rec.engine
     for step in earlier:  # a resumed campaign: what was run before counts
@@ -276,7 +275,8 @@ def bayes_search(ctx: StageContext, tree: Path, old_shas: Sequence[str], new_sha
         ctx.handler.message(f"bayes: top hypothesis {what} at {top.probability:.3f}")
     res = engine.result()
     log = _bisect_log(ctx.terms, old_shas, new_sha, order, engine, tree)
-    return BayesStageResult(_answer(res, order, opts), _hypotheses(engine, res, order), log,
+    return BayesStageResult(_answer(res, order, opts, ctx.terms),
+                            _hypotheses(engine, res, order), log,
                             rec.history())
 
 
@@ -289,13 +289,14 @@ def bayes_stage(ctx: StageContext, tree: Path, old_shas: Sequence[str], new_sha:
 
 
 def replay(tree: Path, old_shas: Sequence[str], new_sha: str, steps: Sequence[Step],
-           trigger_rate: float | None = None) -> PosteriorHistory:
+           trigger_rate: float | None = None, find_fix: bool = False) -> PosteriorHistory:
     """The posterior history of a finished search, rebuilt from its git-stage steps.
 
     The engine is a pure function of the candidates and the runs, so feeding the
     stored steps again gives the posterior the search had after each run -- for a
     result stored without its history."""
-    order, rec = _setup(tree, old_shas, new_sha, BayesOptions(trigger_rate=trigger_rate))
+    order, rec = _setup(tree, old_shas, new_sha, BayesOptions(trigger_rate=trigger_rate),
+                        find_fix)
     index = {s: i for i, s in enumerate(order)}
     for step in steps:
         if step.stage is Stage.GIT and step.candidate in index:
@@ -313,13 +314,15 @@ def _hypotheses(engine: BayesSearch, res: BayesResult, order: list[str]) -> list
             for h in hyps]
 
 
-def _answer(res: BayesResult, order: list[str], opts: BayesOptions) -> StageResult:
+def _answer(res: BayesResult, order: list[str], opts: BayesOptions,
+            terms: Terms) -> StageResult:
     answer = res.answer
     why = f"stopped: {res.stopped.value if res.stopped else '?'}"
     if answer.candidate is None:
-        return StageResult(note=f"the failures look like flakes, not a culprit: P(flake) = "
-                                f"{answer.probability:.3f} after {res.runs} runs ({why})",
-                           candidates=[order[-1]], inconsistent=True)
+        what = ("the passes look like luck, not a fix: P(no fix in the range)"
+                if terms.find_fix else "the failures look like flakes, not a culprit: P(flake)")
+        return StageResult(note=f"{what} = {answer.probability:.3f} after {res.runs} runs "
+                                f"({why})", candidates=[order[-1]], inconsistent=True)
     culprit = order[answer.candidate]
     if answer.probability < opts.target:
         left = [order[h.candidate] for h in res.top if h.candidate is not None]

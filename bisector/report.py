@@ -86,7 +86,8 @@ def posterior(campaign: Campaign, steps: list[Step], result: CampaignResult,
     if not tree or rng is None:
         return None
     try:
-        history = flaky.replay(Path(tree), rng.old_shas, rng.new_sha, steps, trigger_rate)
+        history = flaky.replay(Path(tree), rng.old_shas, rng.new_sha, steps, trigger_rate,
+                               result.find_fix)
     except (BisectorError, OSError) as exc:
         log.warning("could not rebuild the posterior history: %s", exc)
         return None

@@ -17,7 +17,11 @@ none needs to be known, and any can be declared with :meth:`RateGrid.point`:
   (:attr:`NoiseModel.false_fail`);
 * under "flake" every kernel fails like a good one (or with
   :attr:`NoiseModel.flake_rate`): flake is "no kernel in the range is bad";
-* a SKIP run (an unrelated crash) carries no information but costs time.
+* a SKIP run (an unrelated crash) carries no information but costs time;
+* a fix hunt (``find_fix``) turns the sides round: kernels before the first
+  fixed commit fail with p, those at or after it with eps, and "flake" is "no
+  fix in the range" (every kernel still fails with p: the new end's passes were
+  luck).
 
 Why a line is exact and fast.  With the runs summarised per candidate as
 (failures, passes), the likelihood of "culprit = i" depends on i only through
@@ -174,7 +178,8 @@ class NoiseModel:
     trigger: RateGrid = field(default_factory=_default_trigger)
     false_fail: RateGrid = field(default_factory=_default_false_fail)
     flake_prior: float = 0.05
-    #: P(fail) of every kernel under "flake"; None: as good kernels fail (eps)
+    #: P(fail) of every kernel under "flake"; None: as the old end's kernels fail (a
+    #: regression hunt: eps, good kernels; a fix hunt: p, still broken)
     flake_rate: float | None = None
 
     def __post_init__(self) -> None:
@@ -280,7 +285,9 @@ class BayesResult:
 
 
 class Mark(NamedTuple):
-    """One ``git bisect`` line of the answer: the caller writes ``git bisect <term> <sha>``."""
+    """One ``git bisect`` line of the answer: the caller writes ``git bisect <term> <sha>``.
+
+    "good" is git's old side, "bad" its new side (a fix hunt's broken and fixed)."""
 
     candidate: int
     term: Literal["good", "bad"]
@@ -317,41 +324,55 @@ class _Group:
     """Hypotheses that share one likelihood: a segment of a line, or a DAG signature."""
 
     prior: float  # their total prior mass
-    good_fails: int  # failures and passes on the tested kernels that are good under them
-    good_passes: int
+    old_fails: int  # failures and passes on the tested kernels on the old side under them
+    old_passes: int
     flake: bool = False
 
 
 class _GroupPost:
-    """A group's posterior mass, and given the group, the trigger and false-alarm rates."""
+    """A group's posterior mass, and given the group, the failure rates of the two sides.
 
-    def __init__(self, mass: float, p_w: list[float], e_w: list[float],
-                 p: _Table, e: _Table) -> None:
+    "new" is the side at/after the first new commit (a regression hunt: bad kernels,
+    failing with p; a fix hunt: fixed kernels, failing with eps), "old" the side before.
+    """
+
+    def __init__(self, mass: float, new_w: list[float], old_w: list[float],
+                 new: _Table, old: _Table, find_fix: bool) -> None:
         self.mass = mass
-        self.p_w, self.e_w, self._p, self._e = p_w, e_w, p, e
-        self.p_mean = sum(w * v for w, v in zip(p_w, p.values, strict=True))
-        self.e_mean = sum(w * v for w, v in zip(e_w, e.values, strict=True))
-        #: one run's outcome entropy on a bad (good) kernel given this group
-        self.p_h, self.e_h = _h(self.p_mean), _h(self.e_mean)
+        self.new_w, self.old_w, self._new, self._old = new_w, old_w, new, old
+        self.new_mean = sum(w * v for w, v in zip(new_w, new.values, strict=True))
+        self.old_mean = sum(w * v for w, v in zip(old_w, old.values, strict=True))
+        #: one run's outcome entropy on a new-side (old-side) kernel given this group
+        self.new_h, self.old_h = _h(self.new_mean), _h(self.old_mean)
+        #: the bug's trigger rate given this group: where the bug is, the old or new side
+        self.trigger = self.old_mean if find_fix else self.new_mean
         self._dists: dict[tuple[bool, int], tuple[list[float], float]] = {}
 
-    def dist(self, bad: bool, n: int) -> tuple[list[float], float]:
-        """P(k failures in n runs) on a bad (or good) kernel given this group, and its entropy."""
-        key = (bad, n)
+    def dist(self, new: bool, n: int) -> tuple[list[float], float]:
+        """P(k failures in n runs) on a new-side (or old-side) kernel given this group,
+        and its entropy."""
+        key = (new, n)
         if key not in self._dists:
-            d = (_mixture(self.p_w, self._p.values, n) if bad
-                 else _mixture(self.e_w, self._e.values, n))
+            d = (_mixture(self.new_w, self._new.values, n) if new
+                 else _mixture(self.old_w, self._old.values, n))
             self._dists[key] = (d, _entropy(d))
         return self._dists[key]
 
 
 class _Rates:
-    """The noise model as log tables, and the posterior of a list of groups under it."""
+    """The noise model as log tables, and the posterior of a list of groups under it.
 
-    def __init__(self, model: NoiseModel) -> None:
-        self.p = _Table.of(model.trigger)
-        self.e = _Table.of(model.false_fail)
-        self.flake = (self.e if model.flake_rate is None
+    A regression hunt: the old side is good (fails with eps), the new side bad (p).
+    A fix hunt turns that round: the old side is broken (p), the new side fixed (eps).
+    "Flake" -- no first new commit in the range -- makes every kernel fail like the
+    old side (or with the model's ``flake_rate``).
+    """
+
+    def __init__(self, model: NoiseModel, find_fix: bool = False) -> None:
+        p, e = _Table.of(model.trigger), _Table.of(model.false_fail)
+        self.find_fix = find_fix
+        self.old, self.new = (p, e) if find_fix else (e, p)
+        self.flake = (self.old if model.flake_rate is None
                       else _Table.of(RateGrid.point(model.flake_rate)))
 
     def posterior(self, groups: Sequence[_Group], fails: int,
@@ -361,19 +382,19 @@ class _Rates:
         fits: list[tuple[list[float], list[float]]] = []
         for g in groups:
             if g.flake:
-                le, ew = self.flake.fit(fails, passes)
-                lp, pw = 0.0, [0.0] * len(self.p.values)
+                lo, ow = self.flake.fit(fails, passes)
+                ln, nw = 0.0, [0.0] * len(self.new.values)
             else:
-                le, ew = self.e.fit(g.good_fails, g.good_passes)
-                lp, pw = self.p.fit(fails - g.good_fails, passes - g.good_passes)
-            logs.append(_log(g.prior) + le + lp)
-            fits.append((pw, ew))
+                lo, ow = self.old.fit(g.old_fails, g.old_passes)
+                ln, nw = self.new.fit(fails - g.old_fails, passes - g.old_passes)
+            logs.append(_log(g.prior) + lo + ln)
+            fits.append((nw, ow))
         total = _logsumexp(logs)
         if total == -math.inf:
             return None
-        flake_e = self.flake
-        return [_GroupPost(math.exp(lg - total), pw, ew, self.p, flake_e if g.flake else self.e)
-                for g, lg, (pw, ew) in zip(groups, logs, fits, strict=True)]
+        return [_GroupPost(math.exp(lg - total), nw, ow, self.new,
+                           self.flake if g.flake else self.old, self.find_fix)
+                for g, lg, (nw, ow) in zip(groups, logs, fits, strict=True)]
 
 
 # ---------------------------------------------------------------- evidence and hypothesis spaces
@@ -678,8 +699,8 @@ def _gain1(posts: Sequence[_GroupPost], live: Sequence[int], fr: Sequence[float]
     p_fail = cond = 0.0
     for k, f in zip(live, fr, strict=True):
         g = posts[k]
-        p_fail += g.mass * (g.e_mean + f * (g.p_mean - g.e_mean))
-        cond += g.mass * (g.e_h + f * (g.p_h - g.e_h))
+        p_fail += g.mass * (g.old_mean + f * (g.new_mean - g.old_mean))
+        cond += g.mass * (g.old_h + f * (g.new_h - g.old_h))
     return max(0.0, _h(p_fail) - cond)
 
 
@@ -690,10 +711,10 @@ def _gain_n(posts: Sequence[_GroupPost], live: Sequence[int], fr: Sequence[float
     cond = 0.0
     for k, f in zip(live, fr, strict=True):
         g = posts[k]
-        for bad, share in ((True, f), (False, 1.0 - f)):
+        for new, share in ((True, f), (False, 1.0 - f)):
             if share <= 0.0:
                 continue
-            dist, ent = g.dist(bad, n)
+            dist, ent = g.dist(new, n)
             w = g.mass * share
             cond += w * ent
             for x, q in enumerate(dist):
@@ -833,12 +854,17 @@ class BayesSearch:
     boot it unless it is up (:meth:`mark_booted`), run the reproducer once and
     :meth:`record` the verdict (BAD = the bug triggered); after a crash that took
     the guest down, :meth:`mark_guest_down`.  Durations default to ``costs``.
+
+    ``find_fix`` hunts the first *fixed* commit: the bug (rate p) is on the old side
+    and the new side fails only with eps; verdicts stay "the bug showed" (BAD) or
+    not, and "flake" becomes "no fix in the range: the new end's passes were luck".
     """
 
     def __init__(self, n: int, *, model: NoiseModel | None = None, costs: Costs | None = None,
                  budget: Budget | None = None, target: float = 0.95,
                  prior: Sequence[float] | None = None,
-                 ancestors: Callable[[int], frozenset[int]] | None = None) -> None:
+                 ancestors: Callable[[int], frozenset[int]] | None = None,
+                 find_fix: bool = False) -> None:
         if n < 1:
             raise UserError("need at least one candidate")
         if not 0.5 <= target < 1.0:
@@ -849,7 +875,8 @@ class BayesSearch:
         cprior = _Prior(n, prior, 1.0 - self.model.flake_prior)
         self._space: _Space = (_Line(cprior, self.model.flake_prior) if ancestors is None
                                else _Dag(cprior, self.model.flake_prior, ancestors))
-        self._rates = _Rates(self.model)
+        self.find_fix = find_fix
+        self._rates = _Rates(self.model, find_fix)
         self._ev = _Evidence()
         self._ledger = _Ledger()
         self._planner = _Planner(self.costs)
@@ -946,16 +973,17 @@ class BayesSearch:
         return self._space.binned(self._posts, starts)
 
     def flake(self) -> Hypothesis:
-        """ "No culprit: the failures were flakes", with its probability."""
+        """ "No culprit: the failures were flakes" (a fix hunt: "no fix: the passes were
+        luck"), with its probability."""
         post = self._posts[-1]
-        return Hypothesis(None, post.mass, post.e_mean)
+        return Hypothesis(None, post.mass, post.old_mean)
 
     def top(self, k: int = 5) -> list[Hypothesis]:
         """The k likeliest answers (one per group of equally-explained candidates)."""
         hyps = []
         for j, post in enumerate(self._posts):
             cand, share = self._space.best(j)
-            rate = post.e_mean if cand is None else post.p_mean
+            rate = post.old_mean if cand is None else post.trigger
             hyps.append(Hypothesis(cand, post.mass * share, rate))
         hyps.sort(key=lambda h: -h.probability)
         return hyps[:k]

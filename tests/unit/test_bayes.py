@@ -402,3 +402,64 @@ def test_plain_bisection_says_no_culprit_when_the_new_end_passes() -> None:
     pol.record(15, GOOD)
     assert pol.next_candidate() is None
     assert pol.answer().flake and math.isclose(pol.answer().confidence, 1.0)
+
+
+# ---------------------------------------------------------------- hunting a fix
+
+class FixOutcome:
+    """A flaky bug fixed at ``fix``: kernels before it fail with ``p``, later ones with eps."""
+
+    def __init__(self, fix: int | None, p: float, eps: float = 0.0, seed: int = 0) -> None:
+        self.fix, self.p, self.eps = fix, p, eps
+        self.rng = random.Random(seed)
+
+    def __call__(self, c: int) -> Verdict:
+        broken = self.fix is None or c < self.fix
+        return BAD if self.rng.random() < (self.p if broken else self.eps) else GOOD
+
+
+def test_a_fix_hunt_puts_the_trigger_rate_on_the_old_side() -> None:
+    # one failure on 2 and one pass on 5, p = 0.5 and eps = 0 declared: the fix is in 3..5,
+    # each of the three explains "5 passed" with the same (1 - eps) = 1 -- equally likely
+    model = NoiseModel(trigger=RateGrid.point(0.5), false_fail=RateGrid.point(0.0),
+                       flake_prior=0.0)
+    eng = BayesSearch(8, model=model, find_fix=True)
+    eng.record(2, BAD)
+    eng.record(5, GOOD)
+    assert [eng.probability(c) for c in range(3)] == [0.0, 0.0, 0.0]  # 2 failed: still broken
+    # before 3: 5 is still broken and passed (x 0.5); 3..5: fixed at 5 (x 1)
+    assert eng.probability(3) == pytest.approx(eng.probability(4))
+    assert eng.probability(3) / eng.probability(6) == pytest.approx(2.0)
+
+
+def test_a_fix_hunt_takes_a_failure_as_proof_of_still_broken() -> None:
+    # a regression hunt would take the same failure as proof of *bad*: the sides are turned
+    model = NoiseModel(false_fail=RateGrid.point(0.0))
+    eng = BayesSearch(16, model=model, find_fix=True)
+    eng.record(10, BAD)
+    assert sum(eng.probability(c) for c in range(11)) == 0.0
+    assert eng.probability(None) > 0.0  # "no fix in the range" stays possible
+
+
+def test_a_fix_hunts_flake_is_no_fix_when_the_new_end_fails_too() -> None:
+    eng = BayesSearch(64, find_fix=True)
+    drive(eng, FixOutcome(None, p=0.5, seed=3))
+    r = eng.result()
+    assert r.stopped is StopReason.CONFIDENT and r.answer.is_flake
+
+
+@pytest.mark.parametrize("fix", [1, 17, 40, 63])
+def test_a_fix_hunt_finds_the_first_fixed_commit_of_a_flaky_bug(fix: int) -> None:
+    eng = BayesSearch(64, find_fix=True, target=0.99)
+    drive(eng, FixOutcome(fix, p=0.5, seed=fix))
+    r = eng.result()
+    assert (r.stopped, r.culprit) == (StopReason.CONFIDENT, fix)
+    assert r.answer.rate == pytest.approx(0.5, abs=0.2)  # the trigger rate, of the old side
+    assert eng.answer_marks() == [Mark(fix - 1, "good"), Mark(fix, "bad")]
+
+
+def test_a_deterministic_fix_costs_what_plain_bisection_costs() -> None:
+    for fix in range(64):
+        eng = BayesSearch(64, model=EXACT, find_fix=True)
+        runs = drive(eng, FixOutcome(fix, p=1.0))
+        assert (eng.result().culprit, runs) == (fix, 6)

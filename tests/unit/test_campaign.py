@@ -403,16 +403,18 @@ def test_a_flake_during_the_search_gives_a_doubtful_culprit(
 class Noisy(Scripted):
     """A flaky bug: a run on a buggy commit shows it with probability ``p`` (seeded)."""
 
-    def __init__(self, culprit_of: dict[str, bool], p: float, seed: int) -> None:
+    def __init__(self, culprit_of: dict[str, bool], p: float, seed: int,
+                 unknown_buggy: bool = False) -> None:
         super().__init__({})
         import random
 
         self.buggy, self.p, self.rng = culprit_of, p, random.Random(seed)
+        self.unknown_buggy = unknown_buggy  # commits not in culprit_of (a revert, say)
 
     def __call__(self, stage: Stage, candidate: str, step_dir: Path) -> Step:
         self.tested.append(candidate)
         self.stages.append(stage)
-        shows = self.buggy.get(candidate, False) and self.rng.random() < self.p
+        shows = self.buggy.get(candidate, self.unknown_buggy) and self.rng.random() < self.p
         return Step(stage, candidate, B if shows else G, "scripted flaky", build_s=1.0,
                     boot_s=2.0, test_s=3.0, run_dir=str(step_dir))
 
@@ -431,6 +433,28 @@ def test_bayes_names_the_culprit_of_a_flaky_bug(tmp_path: Path, tmp_cache: Path,
     assert cr.hypotheses[0].commit == shas[19] and cr.hypotheses[0].probability >= 0.95
     assert f"git bisect bad {shas[19]}" in cr.bisect_log
     assert len(tester.tested) < 120  # repeats where needed, not everywhere
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_bayes_finds_the_fix_of_a_flaky_bug_and_verifies_it(tmp_path: Path, tmp_cache: Path,
+                                                            seed: int) -> None:
+    """--find-fix with the Bayesian search: the bug shows half the time up to 18 and is
+    fixed from 19; a fixed kernel's passes prove little alone (a broken one passes as
+    often), so the engine weighs them against the broken side's rate.  The revert of
+    the fix on top of the fixed end brings the bug back (``unknown_buggy``)."""
+    shas = linear_repo(tmp_path / "linux", 30)
+    buggy = {s: i < 19 for i, s in enumerate(shas)}
+    tester = Noisy(buggy, p=0.5, seed=seed, unknown_buggy=True)
+    args = BisectArgs(repro=GRE, bad=["v0"], good=["main"], tree=str(tmp_path / "linux"),
+                      find_fix=True, strategy="bayes")
+    cr = campaign(args, Store(tmp_path / "db.sqlite"), tester)
+    assert cr.strategy == "bayes" and cr.status is CampaignStatus.FOUND, cr.reason
+    assert cr.culprit is not None and cr.culprit.sha == shas[19]
+    assert cr.hypotheses[0].commit == shas[19] and cr.hypotheses[0].probability >= 0.95
+    assert cr.hypotheses[0].rate == pytest.approx(0.5, abs=0.25)  # the broken side's rate
+    assert f"git bisect fixed {shas[19]}" in cr.bisect_log
+    assert f"git bisect broken {shas[18]}" in cr.bisect_log
+    assert cr.verification is not None and cr.verification.status.value == "confirmed"
 
 
 def test_plain_bisection_on_a_flaky_bug_is_honest_when_it_is_wrong(tmp_path: Path,
