@@ -37,7 +37,7 @@ from .errors import UserError
 from .flaky import BayesOptions, bayes_search, runs_of, strategy_for
 from .git import commit_info
 from .kernel import KernelResolver, is_prebuilt
-from .ledger import StepLedger, StepPool
+from .ledger import LedgerContext, StepLedger, StepPool, open_ledger
 from .outcomes import (
     CampaignResult,
     CampaignStatus,
@@ -49,7 +49,6 @@ from .outcomes import (
     Terms,
     VerificationStatus,
 )
-from .paths import reap_killed_runs
 from .search import Handler, parse_bisect_log
 from .stages import (
     ListPlan,
@@ -173,6 +172,56 @@ def replayed_steps(path: Path, terms: Terms, rev_parse: Callable[[str], str]) ->
                  f"replayed from {path.name} ({term})", replayed=True) for term, sha in pairs]
 
 
+@dataclass
+class StrategyChoice:
+    """Which git-stage strategy a campaign uses, and when plain bisection hands over.
+
+    ``auto`` is plain bisection unless the reproducer declares a trigger rate; a
+    plain search whose verification saw a commit give both verdicts :meth:`switch`es
+    to the Bayesian one (:meth:`may_switch`), which then weighs every run so far.
+    """
+
+    args: BisectArgs
+    declared_rate: float | None  # the reproducer's verdict.trigger_rate
+    false_alarm_rate: float | None  # the reproducer's verdict.false_alarm_rate
+
+    def trigger_rate(self) -> float | None:
+        return self.declared_rate if self.declared_rate is not None else self.args.trigger_rate
+
+    def name(self) -> str:
+        return strategy_for(self.args.strategy, self.trigger_rate())
+
+    def options(self) -> BayesOptions:
+        a = self.args
+        return BayesOptions(target=a.confidence, max_runs=a.max_runs, max_builds=a.max_builds,
+                            trigger_rate=self.trigger_rate(),
+                            false_alarm_rate=self.false_alarm_rate)
+
+    def may_switch(self, steps: list[Step]) -> bool:
+        """``--strategy auto``, and some commit has given both verdicts (over its steps,
+        or among one step's iterations): a regression or a fix hunt alike."""
+        if self.args.strategy != "auto":
+            return False
+        seen: dict[str, set[Verdict]] = {}
+        for s in steps:
+            if s.stage in (Stage.GIT, Stage.CONFIRM, Stage.VERIFY):
+                seen.setdefault(s.candidate, set()).update(runs_of(s))
+        return any({Verdict.GOOD, Verdict.BAD} <= v for v in seen.values())
+
+    def switch(self) -> None:
+        self.args = replace(self.args, strategy="bayes")
+
+    def bayes(self, ctx: LedgerContext, tree: Path, rng: GitRange, steps: list[Step],
+              result: CampaignResult) -> StageResult:
+        """The Bayesian git stage, fed every run this campaign made so far (a resume's,
+        or the plain search's that handed over), its evidence into ``result``."""
+        earlier = [s for s in steps if s.stage in (Stage.GIT, Stage.CONFIRM, Stage.VERIFY)]
+        out = bayes_search(ctx, tree, rng.old_shas, rng.new_sha, self.options(), earlier)
+        result.hypotheses, result.bisect_log = out.hypotheses, out.bisect_log
+        result.posterior, result.strategy = out.history, "bayes"
+        return out.stage
+
+
 class CampaignRunner:
     """Runs one campaign: its memo, its step directories, its stages in order."""
 
@@ -191,27 +240,18 @@ class CampaignRunner:
                                  memory_mb=args.memory_mb, cpus=args.cpus)
         self.tester = tester or KernelTester(self.repro, opts, self.kernels, handler.message)
         self.pool = pool
+        spec = self.repro.spec.verdict
+        self.choice = StrategyChoice(self.args, spec.trigger_rate, spec.false_alarm_rate)
         self.campaign: Campaign | None = None
         self.ledger: StepLedger | None = None
+        self.ctx: LedgerContext  # the stages' view of the ledger, once it is open
 
     # ------------------------------------------------------------ memo and steps
     def _open(self) -> Campaign:
-        key = self.args.key(self.repro.text)
-        existing = self.store.find_unfinished(key)
-        if existing is not None:
-            self.campaign = existing
-            reap_killed_runs(existing.dir)  # step directories of a killed earlier attempt
-        else:
-            self.campaign = self.store.create(key, asdict(self.args))
-            self.handler.message(f"campaign {self.campaign.id}: logs in {self.campaign.dir}")
-        self.ledger = StepLedger(self.store, self.campaign, self.tester, self.handler.message,
-                                 self.pool)
-        if existing is not None:
-            for s in self.store.steps(existing.id):
-                self.ledger.remember(s)
-            self.handler.message(f"resuming campaign {existing.id}: "
-                                 f"{len(self.ledger.recorded)} finished step(s) will not be "
-                                 "repeated")
+        self.ledger = open_ledger(self.store, self.args.key(self.repro.text), asdict(self.args),
+                                  self.tester, self.handler.message, self.pool)
+        self.campaign = self.ledger.campaign
+        self.ctx = LedgerContext(self.terms, self.handler, self.ledger)
         if self.args.replay:
             self._load_replay(Path(self.args.replay))
         return self.campaign
@@ -223,23 +263,6 @@ class CampaignRunner:
         for step in replayed_steps(path, self.terms, self.kernels.git_source.rev_parse):
             if step.candidate not in self.ledger.recorded:
                 self.ledger.record(step)
-
-    # the StageContext the stages see: the ledger's memo and tests
-    @property
-    def width(self) -> int:
-        return self.ledger.width if self.ledger is not None else 1
-
-    def test(self, stage: Stage, candidate: str) -> Step:
-        assert self.ledger is not None
-        return self.ledger.test(stage, candidate)
-
-    def retest(self, stage: Stage, candidate: str) -> Step:
-        assert self.ledger is not None
-        return self.ledger.retest(stage, candidate)
-
-    def test_many(self, stage: Stage, candidates: list[str]) -> list[Step]:
-        assert self.ledger is not None
-        return self.ledger.test_many(stage, candidates)
 
     # ------------------------------------------------------------ stages
     def run(self) -> CampaignResult:
@@ -264,7 +287,7 @@ class CampaignRunner:
                                                                  strict=True)]
             return self._git(result, names, f"endpoint {plan.new} ({plan.new_sha[:12]})",
                              self.args.verify)
-        lst = list_stage(self, plan.list_plan, self.args.verify)
+        lst = list_stage(self.ctx, plan.list_plan, self.args.verify)
         if isinstance(lst, str):
             result.reason = lst
             return self._finish(CampaignStatus.MISMATCH, result)
@@ -294,8 +317,8 @@ class CampaignRunner:
         assert rng is not None
         # one verdict per endpoint says little about a flaky bug: the Bayesian search
         # weighs the endpoints' runs with all the others (and "flake" if they disagree)
-        if do_verify and self._strategy() != "bayes":
-            why = verify(self, list(zip(rng.old_shas, old_names, strict=True)),
+        if do_verify and self.choice.name() != "bayes":
+            why = verify(self.ctx, list(zip(rng.old_shas, old_names, strict=True)),
                          (rng.new_sha, new_name))
             if why is not None:
                 if result.upstream:
@@ -304,20 +327,21 @@ class CampaignRunner:
                 result.reason = why
                 return self._finish(CampaignStatus.MISMATCH, result)
         src = self.kernels.git_source
-        bayes = self._strategy() == "bayes"
+        bayes = self.choice.name() == "bayes"
         if bayes:
-            res = self._bayes(result, rng)
+            src.ensure_worktree()
+            res = self.choice.bayes(self.ctx, src.tree, rng, self._steps(), result)
         else:
             res, result.bisect_log, result.rounds = git_stage(
-                self, src.ensure_worktree(), rng.old_shas, rng.new_sha)
-            result.workers = self.width
+                self.ctx, src.ensure_worktree(), rng.old_shas, rng.new_sha)
+            result.workers = self.ctx.width
         result.stages.append(StageRecord(stage=Stage.GIT, **asdict(res)))
         if res.found and res.first is not None:
             result.culprit = commit_info(src.tree, res.first)
-            result.verification = confirm_culprit(self, src, res.first, rng.new_sha,
+            result.verification = confirm_culprit(self.ctx, src, res.first, rng.new_sha,
                                                   self.args.verify_culprit, flaky=bayes)
             doubtful = result.verification.status is VerificationStatus.DOUBTFUL
-            if doubtful and not bayes and self._may_switch():
+            if doubtful and not bayes and self.choice.may_switch(self._steps()):
                 # the same commit gave both verdicts: one verdict per commit cannot be
                 # trusted here, so the noisy search weighs every run made so far
                 self.handler.message("repeats disagree (a commit tested both good and bad): "
@@ -327,7 +351,7 @@ class CampaignRunner:
                                         "search took over with every run made so far")
                 result.culprit, result.verification = None, None
                 result.stages.pop()
-                self.args = replace(self.args, strategy="bayes")
+                self.choice.switch()
                 return self._git(result, old_names, new_name, False)
             if doubtful:
                 result.reason = result.verification.summary
@@ -339,39 +363,9 @@ class CampaignRunner:
         result.candidates = [commit_info(src.tree, c) for c in res.candidates]
         return self._finish(CampaignStatus.INCONCLUSIVE, result)
 
-    def _bayes(self, result: CampaignResult, rng: GitRange) -> StageResult:
+    def _steps(self) -> list[Step]:
         assert self.campaign is not None
-        src = self.kernels.git_source
-        earlier = [s for s in self.store.steps(self.campaign.id)
-                   if s.stage in (Stage.GIT, Stage.CONFIRM, Stage.VERIFY)]
-        src.ensure_worktree()
-        out = bayes_search(self, src.tree, rng.old_shas, rng.new_sha,
-                           BayesOptions(target=self.args.confidence, max_runs=self.args.max_runs,
-                                        max_builds=self.args.max_builds,
-                                        trigger_rate=self._trigger_rate(),
-                                        false_alarm_rate=self.repro.spec.verdict
-                                        .false_alarm_rate), earlier)
-        result.hypotheses, result.bisect_log = out.hypotheses, out.bisect_log
-        result.posterior, result.strategy = out.history, "bayes"
-        return out.stage
-
-    def _may_switch(self) -> bool:
-        """``--strategy auto``, and some commit has given both verdicts (over its
-        steps, or among one step's iterations): a regression or a fix hunt alike."""
-        if self.args.strategy != "auto" or self.campaign is None:
-            return False
-        seen: dict[str, set[Verdict]] = {}
-        for s in self.store.steps(self.campaign.id):
-            if s.stage in (Stage.GIT, Stage.CONFIRM, Stage.VERIFY):
-                seen.setdefault(s.candidate, set()).update(runs_of(s))
-        return any({Verdict.GOOD, Verdict.BAD} <= v for v in seen.values())
-
-    def _strategy(self) -> str:
-        return strategy_for(self.args.strategy, self._trigger_rate())
-
-    def _trigger_rate(self) -> float | None:
-        declared = self.repro.spec.verdict.trigger_rate
-        return declared if declared is not None else self.args.trigger_rate
+        return self.store.steps(self.campaign.id)
 
     def _finish(self, status: CampaignStatus, result: CampaignResult) -> CampaignResult:
         assert self.campaign is not None

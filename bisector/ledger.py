@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .outcomes import Stage, Step
-from .paths import slug
+from .outcomes import Stage, Step, Terms
+from .paths import reap_killed_runs, slug
+from .search import Handler
 from .store import Campaign, Store
 from .tester import StepTester
 
@@ -107,3 +109,47 @@ class StepLedger:
                 step.total_s = round(time.monotonic() - t0, 2)
                 got[c] = self._done(c, step)
         return [got[c] for c in candidates]
+
+
+def open_ledger(store: Store, key: str, args: dict[str, object], tester: StepTester,
+                say: Callable[[str], None], pool: StepPool | None = None) -> StepLedger:
+    """The unfinished campaign with this key, resumed with its steps as the memo, or a
+    new one: re-running the same command continues where a crash left it."""
+    existing = store.find_unfinished(key)
+    if existing is not None:
+        reap_killed_runs(existing.dir)  # step directories of a killed earlier attempt
+        campaign = existing
+    else:
+        campaign = store.create(key, args)
+        say(f"campaign {campaign.id}: logs in {campaign.dir}")
+    ledger = StepLedger(store, campaign, tester, say, pool)
+    if existing is not None:
+        for s in store.steps(existing.id):
+            ledger.remember(s)
+        say(f"resuming campaign {existing.id}: {len(ledger.recorded)} finished step(s) "
+            "will not be repeated")
+    return ledger
+
+
+@dataclass
+class LedgerContext:
+    """What the stages see of a campaign (:class:`~bisector.stages.StageContext`): its
+    terms, its progress handler, and the ledger's memo and tests -- nothing else of
+    the campaign, so a stage cannot reach past the ledger to the store."""
+
+    terms: Terms
+    handler: Handler
+    ledger: StepLedger
+
+    @property
+    def width(self) -> int:
+        return self.ledger.width
+
+    def test(self, stage: Stage, candidate: str) -> Step:
+        return self.ledger.test(stage, candidate)
+
+    def retest(self, stage: Stage, candidate: str) -> Step:
+        return self.ledger.retest(stage, candidate)
+
+    def test_many(self, stage: Stage, candidates: list[str]) -> list[Step]:
+        return self.ledger.test_many(stage, candidates)
