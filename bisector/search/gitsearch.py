@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +62,66 @@ class _Range:
     @property
     def untested(self) -> list[str]:
         return [c for c, _ in self.graph if c != self.new and c not in self.skipped]
+
+
+def read_range(run: Callable[..., proc.Completed], terms: Terms) -> _Range:
+    """What git knows now (its refs/bisect/*), and the commits that are left; ``run``
+    runs git in the bisection's worktree."""
+    out = run("for-each-ref", "--format=%(refname) %(objectname)", "refs/bisect/").stdout
+    new: list[str] = []
+    olds: list[str] = []
+    skipped: set[str] = set()
+    for line in out.splitlines():
+        ref, sha = line.split()
+        if ref == f"refs/bisect/{terms.new}":
+            new.append(sha)
+        elif ref.startswith(f"refs/bisect/{terms.old}-"):
+            olds.append(sha)
+        elif ref.startswith("refs/bisect/skip-"):
+            skipped.add(sha)
+    if not new or not olds:
+        raise RuntimeError("GitBisection: start() was not called (or the worktree's "
+                           "bisection was reset)")
+    out = run("rev-list", "--topo-order", "--parents", new[0], "--not", *olds).stdout
+    graph = [(line.split()[0], line.split()[1:]) for line in out.splitlines()]
+    return _Range(new[0], olds, skipped, graph)
+
+
+def dag_weights(rng: _Range) -> tuple[dict[str, int], int, list[str]]:
+    """Each untested commit's weight (how many of the commits in play — untested
+    plus the current new one — are ancestors-or-self of it), the pool size, and
+    the topological order (for ties)."""
+    graph, untested = rng.graph, rng.untested
+    index = {c: i for i, (c, _) in enumerate(graph)}
+    pool = {*untested, rng.new}
+    reach = [0] * len(graph)  # bit j: graph[j] is in the pool and an ancestor-or-self
+    for i in range(len(graph) - 1, -1, -1):  # parents before children
+        c, parents = graph[i]
+        bits = 1 << i if c in pool else 0
+        for p in parents:
+            j = index.get(p)
+            if j is not None:
+                bits |= reach[j]
+        reach[i] = bits
+    weights = {c: reach[index[c]].bit_count() for c in untested}
+    return weights, len(pool), sorted(untested, key=lambda c: index[c])
+
+
+def best_exact(rng: _Range) -> str:
+    """Exact halving over the DAG; ties go to the commit first in topological order,
+    so the choice depends on the history's shape, not on commit ids."""
+    weights, n, order = dag_weights(rng)
+    rank = {c: i for i, c in enumerate(order)}
+    return max(weights, key=lambda c: (min(weights[c], n - weights[c]), -rank[c]))
+
+
+def best_by_git(run: Callable[..., proc.Completed], rng: _Range) -> str:
+    """For very large ranges: git's distances (skipped commits counted), best first."""
+    dists = parse_bisect_all(run("rev-list", "--bisect-all", rng.new, "--not",
+                                 *rng.olds).stdout)
+    order = {c: i for i, (c, _) in enumerate(dists)}
+    open_ = [(c, d) for c, d in dists if c != rng.new and c not in rng.skipped]
+    return max(open_, key=lambda cd: (cd[1], -order[cd[0]]))[0]
 
 
 class GitBisection:
@@ -143,28 +203,6 @@ class GitBisection:
             msg = out.strip().splitlines()
             raise UserError(f"git bisect refused: {msg[-1] if msg else r.returncode}")
 
-    def _range(self) -> _Range:
-        """What git knows now (its refs/bisect/*), and the commits that are left."""
-        out = self._git("for-each-ref", "--format=%(refname) %(objectname)",
-                        "refs/bisect/").stdout
-        new: list[str] = []
-        olds: list[str] = []
-        skipped: set[str] = set()
-        for line in out.splitlines():
-            ref, sha = line.split()
-            if ref == f"refs/bisect/{self.terms.new}":
-                new.append(sha)
-            elif ref.startswith(f"refs/bisect/{self.terms.old}-"):
-                olds.append(sha)
-            elif ref.startswith("refs/bisect/skip-"):
-                skipped.add(sha)
-        if not new or not olds:
-            raise RuntimeError("GitBisection: start() was not called (or the worktree's "
-                               "bisection was reset)")
-        out = self._git("rev-list", "--topo-order", "--parents", new[0], "--not", *olds).stdout
-        graph = [(line.split()[0], line.split()[1:]) for line in out.splitlines()]
-        return _Range(new[0], olds, skipped, graph)
-
     def next(self) -> str | None:
         """The merge base git asked for, else the untested commit that best halves the
         untested ones.
@@ -181,7 +219,7 @@ class GitBisection:
             return None
         if self._merge_base is not None:
             return self._merge_base
-        rng = self._range()
+        rng = read_range(self._git, self.terms)
         untested = rng.untested
         self._pool = len(untested) + 1
         if not untested:  # git normally says so itself when the last verdict comes in
@@ -191,43 +229,15 @@ class GitBisection:
                                 "commit is one of them", *self._notes]))
             return None
         if len(rng.graph) <= self.exact_limit:
-            pick = self._best_exact(rng)
+            pick = best_exact(rng)
         else:
-            pick = self._best_by_git(rng)
+            pick = best_by_git(self._git, rng)
         # what git records as the commit under test (as its own checkout would): a
         # verdict on any other commit makes git re-check the merge bases, and ask
         # for a merge base below a known old one to be tested
         self._git("update-ref", "--no-deref", "BISECT_HEAD", pick)
         self._git("update-ref", "BISECT_EXPECTED_REV", pick)
         return pick
-
-    @staticmethod
-    def _weights(rng: _Range) -> tuple[dict[str, int], int, list[str]]:
-        """Each untested commit's weight (how many of the commits in play — untested
-        plus the current new one — are ancestors-or-self of it), the pool size, and
-        the topological order (for ties)."""
-        graph, untested = rng.graph, rng.untested
-        index = {c: i for i, (c, _) in enumerate(graph)}
-        pool = {*untested, rng.new}
-        reach = [0] * len(graph)  # bit j: graph[j] is in the pool and an ancestor-or-self
-        for i in range(len(graph) - 1, -1, -1):  # parents before children
-            c, parents = graph[i]
-            bits = 1 << i if c in pool else 0
-            for p in parents:
-                j = index.get(p)
-                if j is not None:
-                    bits |= reach[j]
-            reach[i] = bits
-        weights = {c: reach[index[c]].bit_count() for c in untested}
-        return weights, len(pool), sorted(untested, key=lambda c: index[c])
-
-    @classmethod
-    def _best_exact(cls, rng: _Range) -> str:
-        """Exact halving over the DAG; ties go to the commit first in topological order,
-        so the choice depends on the history's shape, not on commit ids."""
-        weights, n, order = cls._weights(rng)
-        rank = {c: i for i, c in enumerate(order)}
-        return max(weights, key=lambda c: (min(weights[c], n - weights[c]), -rank[c]))
 
     def next_many(self, k: int) -> list[str]:
         """Up to ``k`` commits to test at once, splitting what is left into k+1 parts
@@ -236,19 +246,11 @@ class GitBisection:
         first = self.next()
         if first is None or k <= 1 or self._merge_base is not None:
             return [first] if first is not None else []
-        rng = self._range()
+        rng = read_range(self._git, self.terms)
         if len(rng.graph) > self.exact_limit:
             return [first]
-        weights, n, order = self._weights(rng)
+        weights, n, order = dag_weights(rng)
         return multisect.pick(weights, n, k, order)
-
-    def _best_by_git(self, rng: _Range) -> str:
-        """For very large ranges: git's distances (skipped commits counted), best first."""
-        dists = parse_bisect_all(self._git("rev-list", "--bisect-all", rng.new, "--not",
-                                           *rng.olds).stdout)
-        order = {c: i for i, (c, _) in enumerate(dists)}
-        open_ = [(c, d) for c, d in dists if c != rng.new and c not in rng.skipped]
-        return max(open_, key=lambda cd: (cd[1], -order[cd[0]]))[0]
 
     def mark(self, candidate: str, verdict: Verdict) -> None:
         self._apply(self._git("bisect", self.terms.term_for(verdict), candidate, check=False))
@@ -259,16 +261,16 @@ class GitBisection:
         if self._done is not None:
             return 0
         if self._merge_base is not None:
-            return 1 + math.ceil(math.log2(max(1, len(self._range().graph))))
+            return 1 + math.ceil(math.log2(max(1, len(read_range(self._git, self.terms).graph))))
         if self._pool is None:
-            self._pool = len(self._range().untested) + 1
+            self._pool = len(read_range(self._git, self.terms).untested) + 1
         return math.ceil(math.log2(self._pool))
 
     def result(self) -> StageResult:
         """The answer; before the end, the commits that are still left (never nothing)."""
         if self._done is not None:
             return self._done
-        graph = self._range().graph
+        graph = read_range(self._git, self.terms).graph
         return StageResult(candidates=[c for c, _ in graph], note=(
             f"the bisection did not finish: the first {self.terms.new} commit is one of "
             f"these {len(graph)}"))
