@@ -23,7 +23,8 @@ download is checked against comes from the archive as it was at
 ``InRelease``, GPG-verified with the Debian keyrings (retired releases are
 signed by keys in ``debian-archive-removed-keys.gpg``), gives the sha256 of
 ``Packages.xz``, which gives the sha256 of the .deb.  That part is the same
-chain of trust as the live archive's and lives in :mod:`bisector.kernel.debian`;
+chain of trust as the live archive's and lives in
+:mod:`bisector.kernel.debian_index` (driven by :mod:`bisector.kernel.debian_snapshot`);
 this module is the API client and the guess of which suites to look in.
 """
 
