@@ -307,7 +307,8 @@ def goals(stats: dict[tuple[Cell, str], Stats], results: dict[tuple[Cell, str], 
             for pol in [pol for pol in OURS_COSTS if pol in policies]:
                 s = get(p, e, pol)
                 # the bound says how far below the goal any search could go (or that it cannot)
-                bound = "" if s.bound is None else f" (bound {s.bound:.0f})"
+                bound = ("" if s.bound is None else f" (bound {s.bound:.0f})" if s.bound <= limit
+                         else f" (bound {s.bound:.0f}: no search can meet this goal)")
                 out.append(Goal(f"runs <= {limit} at p={p:g} eps={e:g} [{LABEL[pol]}]",
                                 s.runs <= limit, f"{s.runs:.1f}{bound}"))
     for pol in ours:
