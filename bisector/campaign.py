@@ -172,6 +172,10 @@ def replayed_steps(path: Path, terms: Terms, rev_parse: Callable[[str], str]) ->
                  f"replayed from {path.name} ({term})", replayed=True) for term, sha in pairs]
 
 
+#: the stages whose runs are evidence about the git range (the list stage's are not)
+_RUN_STAGES = (Stage.GIT, Stage.CONFIRM, Stage.VERIFY)
+
+
 @dataclass
 class StrategyChoice:
     """Which git-stage strategy a campaign uses, and when plain bisection hands over.
@@ -204,7 +208,7 @@ class StrategyChoice:
             return False
         seen: dict[str, set[Verdict]] = {}
         for s in steps:
-            if s.stage in (Stage.GIT, Stage.CONFIRM, Stage.VERIFY):
+            if s.stage in _RUN_STAGES:
                 seen.setdefault(s.candidate, set()).update(runs_of(s))
         return any({Verdict.GOOD, Verdict.BAD} <= v for v in seen.values())
 
@@ -215,7 +219,7 @@ class StrategyChoice:
               result: CampaignResult) -> StageResult:
         """The Bayesian git stage, fed every run this campaign made so far (a resume's,
         or the plain search's that handed over), its evidence into ``result``."""
-        earlier = [s for s in steps if s.stage in (Stage.GIT, Stage.CONFIRM, Stage.VERIFY)]
+        earlier = [s for s in steps if s.stage in _RUN_STAGES]
         out = bayes_search(ctx, tree, rng.old_shas, rng.new_sha, self.options(), earlier)
         result.hypotheses, result.bisect_log = out.hypotheses, out.bisect_log
         result.posterior, result.strategy = out.history, "bayes"

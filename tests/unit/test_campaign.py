@@ -457,6 +457,23 @@ def test_bayes_finds_the_fix_of_a_flaky_bug_and_verifies_it(tmp_path: Path, tmp_
     assert cr.verification is not None and cr.verification.status.value == "confirmed"
 
 
+def test_disagreeing_repeats_switch_auto_to_the_bayesian_search_in_a_fix_hunt(
+        tmp_path: Path, tmp_cache: Path) -> None:
+    """--find-fix: broken up to 11, fixed from 12, but the first tests of 7..11 pass by
+    chance; the verification's retests disagree, so auto hands over to the Bayesian
+    search, which names the real fix (its revert brings the bug back: BAD)."""
+    shas = linear_repo(tmp_path / "linux", 24)
+    fixed = {s: (G if i >= 12 else B) for i, s in enumerate(shas)}
+    tester = Flaky(fixed, {shas[i]: G for i in range(7, 12)})
+    tester.revert = B
+    args = BisectArgs(repro=GRE, bad=["v0"], good=["main"], tree=str(tmp_path / "linux"),
+                      find_fix=True)
+    cr = campaign(args, Store(tmp_path / "db.sqlite"), tester)
+    assert cr.strategy == "bayes" and "repeats disagree" in cr.strategy_note
+    assert cr.status is CampaignStatus.FOUND, cr.reason
+    assert cr.culprit is not None and cr.culprit.sha == shas[12]
+
+
 def test_plain_bisection_on_a_flaky_bug_is_honest_when_it_is_wrong(tmp_path: Path,
                                                                    tmp_cache: Path) -> None:
     """The same flaky bug with plain bisection: whatever it names, verification says
