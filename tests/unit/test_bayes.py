@@ -285,6 +285,21 @@ def test_the_costs_it_is_told_decide_between_a_rerun_and_a_build(build_s: float,
     assert action is not None and action.kind is kind
 
 
+@pytest.mark.parametrize(("step_s", "kind"), [(None, ActionKind.RUN), (1.0, ActionKind.BUILD)])
+def test_a_kernel_is_left_once_its_runs_fall_well_behind_the_pace_so_far(
+        step_s: float | None, kind: ActionKind) -> None:
+    # 11 passes on 31: at the told costs (build 600 s, run 10 s) one more run still beats
+    # the next build's plan; if those steps took 1 s each, the bisection learned so fast
+    # that a run yielding so little is not worth staying for (the marginal value theorem)
+    eng = BayesSearch(64)
+    eng.mark_built(31, step_s)
+    eng.mark_booted(31, step_s)
+    for _ in range(11):
+        eng.record(31, GOOD, step_s)
+    action = eng.next_action()
+    assert action is not None and action.kind is kind
+
+
 def test_boots_a_built_kernel_rather_than_building_again() -> None:
     # eps = 0: the failure settles 20; p = 0.5: one pass leaves 10 open
     eng = BayesSearch(64, model=NoiseModel(trigger=RateGrid.point(0.5),
