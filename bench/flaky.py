@@ -46,8 +46,8 @@ bisector/search/bayes.py, ``_Planner``): that alone took p = 0.3 from 151 to
 Not knowing p costs the rest: a pass only says "good" as far as the search is
 sure p is not low, and learning p first costs as many runs as it saves (the
 parent of the culprit needs ~33 passes instead of ~17).  For comparison,
-git_bayesect's own selection rule (free builds, Beta priors) needs 152 runs and
-59 builds at p = 0.3 and the same 0.995 target in this simulator.  ``--inc``
+git_bayesect's own selection rule (free builds, Beta priors) needs 146 runs and
+58 builds at p = 0.3 and the same 0.995 target (the git_bayesect row).  ``--inc``
 shows the engine at this project's measured (incremental) costs.
 """
 
