@@ -319,8 +319,8 @@ class Goal:
 
 def goals(stats: dict[tuple[Cell, str], Stats], results: dict[tuple[Cell, str], list[Trial]]
           ) -> list[Goal]:
-    """The issue's goals, at N = 1,024, for ``ours`` (eps unknown) and ``ours (ε declared)``
-    each (run counts also for ``ours-inc``): every line names the row it is met by."""
+    """The issue's goals, at N = 1,024, for each of our rows (rates unknown, eps declared,
+    p and eps declared; run counts also for ``ours-inc``): every line names its row."""
     policies = {pol for _, pol in stats}
     ours = [pol for pol in ("ours", DECLARED, RATES) if pol in policies]
     def get(p: float, eps: float, pol: str = "ours", **kw: float | bool) -> Stats:

@@ -784,7 +784,7 @@ class _Planner:
 
     def choose(self, posts: Sequence[_GroupPost], space: _Space, ev: _Evidence,
                built: set[int], up: int | None, blocked: set[int],
-               pace: float = 0.0) -> Action | None:
+               pace: float) -> Action | None:
         live = [k for k, g in enumerate(posts) if g.mass > _LIVE]
         cands = set(space.picks(posts, _QUANTILES)) | built
         cands.add(space.n - 1)

@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from bisector.verdict import Verdict
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bayesect.py"
+from tests.fakes.bench import load_bench
 
 
 @pytest.fixture(scope="module")
 def bayesect() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_bayesect", BENCH)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_bayesect"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("bayesect")
 
 
 def drive(policy: object, culprit: int, p: float, seed: int) -> tuple[int, int]:
     """Run the policy on a line whose kernels from ``culprit`` on fail with ``p``."""
     rng, runs = random.Random(seed), 0
     while (c := policy.next_candidate()) is not None:  # type: ignore[attr-defined]
+        assert runs < 10_000, "the policy did not stop"
         fails = c >= culprit and rng.random() < p
         policy.record(c, Verdict.BAD if fails else Verdict.GOOD)  # type: ignore[attr-defined]
         runs += 1
