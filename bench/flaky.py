@@ -45,7 +45,9 @@ bisector/search/bayes.py, ``_Planner``): that alone took p = 0.3 from 151 to
 132 runs (p unknown) and 109 to 96 (declared) at the same builds and wall time.
 Not knowing p costs the rest: a pass only says "good" as far as the search is
 sure p is not low, and learning p first costs as many runs as it saves (the
-parent of the culprit needs ~33 passes instead of ~17).  For comparison,
+parent of the culprit needs ~33 passes instead of ~17).  The shape of the prior over
+p is no way out: weights 1/p (the default), 1/sqrt(p) and flat give 131, 126 and 122
+runs at p = 0.3 but 401, 417 and 423 at p = 0.1 (rates unknown, 200 trials each).  For comparison,
 git_bayesect's own selection rule (free builds, Beta priors) needs 146 runs and
 58 builds at p = 0.3 and the same 0.995 target (the git_bayesect row).  ``--inc``
 shows the engine at this project's measured (incremental) costs.

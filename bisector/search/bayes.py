@@ -916,16 +916,10 @@ class BayesSearch:
                  prior: Sequence[float] | None = None,
                  ancestors: Callable[[int], frozenset[int]] | None = None,
                  find_fix: bool = False) -> None:
-        if n < 1:
-            raise UserError("need at least one candidate")
-        if not 0.5 <= target < 1.0:
-            raise UserError("the confidence target must lie in [0.5, 1)")
         self.n, self.target = n, target
         self.model, self.costs = model or NoiseModel(), costs or Costs()
         self.budget = budget or Budget()
-        cprior = _Prior(n, prior, 1.0 - self.model.flake_prior)
-        self._space: _Space = (_Line(cprior, self.model.flake_prior) if ancestors is None
-                               else _Dag(cprior, self.model.flake_prior, ancestors))
+        self._space = _space_of(n, target, prior, self.model.flake_prior, ancestors)
         self.find_fix = find_fix
         self._rates = _Rates(self.model, find_fix)
         self._ev = _Evidence()
@@ -1020,9 +1014,7 @@ class BayesSearch:
         """Posterior mass of each stretch ``starts[j] .. starts[j + 1] - 1`` of the
         candidates (the last to n - 1): the posterior, coarsened for a plot.  "Flake"
         is in none of them (see :meth:`probability`)."""
-        if list(starts[:1]) != [0] or starts[-1] >= self.n or any(
-                b <= a for a, b in pairwise(starts)):
-            raise UserError("stretches must start at 0 and increase within the range")
+        _check_stretches(starts, self.n)
         return self._space.binned(self._posts, starts)
 
     def flake(self) -> Hypothesis:
@@ -1052,11 +1044,32 @@ class BayesSearch:
         A culprit: its parent(s) good and itself bad.  "Flake": the known-new end
         good -- no candidate in the range is bad.
         """
-        cand = self.top(1)[0].candidate
-        if cand is None:
-            return [Mark(self.n - 1, "good")]
-        return [*(Mark(p, "good") for p in self._space.parents(cand)), Mark(cand, "bad")]
+        return _marks(self.top(1)[0].candidate, self._space)
 
     def _check(self, candidate: int) -> None:
         if not 0 <= candidate < self.n:
             raise UserError(f"candidate {candidate} is outside 0..{self.n - 1}")
+
+
+def _space_of(n: int, target: float, prior: Sequence[float] | None, flake_prior: float,
+              ancestors: Callable[[int], frozenset[int]] | None) -> _Space:
+    """The hypothesis space: a line, or a DAG when ``ancestors`` is given."""
+    if n < 1:
+        raise UserError("need at least one candidate")
+    if not 0.5 <= target < 1.0:
+        raise UserError("the confidence target must lie in [0.5, 1)")
+    cprior = _Prior(n, prior, 1.0 - flake_prior)
+    return (_Line(cprior, flake_prior) if ancestors is None
+            else _Dag(cprior, flake_prior, ancestors))
+
+
+def _check_stretches(starts: Sequence[int], n: int) -> None:
+    if list(starts[:1]) != [0] or starts[-1] >= n or any(b <= a for a, b in pairwise(starts)):
+        raise UserError("stretches must start at 0 and increase within the range")
+
+
+def _marks(culprit: int | None, space: _Space) -> list[Mark]:
+    """A culprit's marks: its parent(s) good, itself bad; "flake": the new end good."""
+    if culprit is None:
+        return [Mark(space.n - 1, "good")]
+    return [*(Mark(p, "good") for p in space.parents(culprit)), Mark(culprit, "bad")]

@@ -173,9 +173,7 @@ class GitBisection:
         self._pool = None
         m = _SKIPPED_MERGE_BASE.search(out)
         if m:
-            note = (f"the merge base {m.group(1)} could not be tested (skipped), so git "
-                    f"cannot be sure the first {self.terms.new} commit is between it and "
-                    f"{m.group(2)}")
+            note = _skipped_base_note(m.group(1), m.group(2), self.terms)
             if note not in self._notes:
                 self._notes.append(note)
         m = _FIRST.search(out)
@@ -183,9 +181,7 @@ class GitBisection:
             self._done = StageResult(first=m.group(1), note="; ".join(self._notes))
             return
         if _ONLY_SKIPPED in out:
-            self._done = StageResult(candidates=_SKIP_LIST.findall(out), note="; ".join(
-                ["only skipped commits are left: the first "
-                 f"{self.terms.new} commit is one of them", *self._notes]))
+            self._done = _only_skipped(_SKIP_LIST.findall(out), self.terms, self._notes)
             return
         m = _BAD_MERGE_BASE.search(out)
         if m:
@@ -223,10 +219,8 @@ class GitBisection:
         untested = rng.untested
         self._pool = len(untested) + 1
         if not untested:  # git normally says so itself when the last verdict comes in
-            self._done = StageResult(
-                candidates=[c for c, _ in rng.graph if c in rng.skipped] + [rng.new],
-                note="; ".join([f"only skipped commits are left: the first {self.terms.new} "
-                                "commit is one of them", *self._notes]))
+            self._done = _only_skipped([c for c, _ in rng.graph if c in rng.skipped]
+                                       + [rng.new], self.terms, self._notes)
             return None
         if len(rng.graph) <= self.exact_limit:
             pick = best_exact(rng)
@@ -280,6 +274,18 @@ class GitBisection:
 
     def reset(self) -> None:
         self._git("bisect", "reset", check=False)
+
+
+def _only_skipped(candidates: list[str], terms: Terms, notes: Sequence[str]) -> StageResult:
+    """git's answer when every commit left was skipped: one of them is the first new."""
+    return StageResult(candidates=candidates, note="; ".join(
+        [f"only skipped commits are left: the first {terms.new} commit is one of them",
+         *notes]))
+
+
+def _skipped_base_note(base: str, new: str, terms: Terms) -> str:
+    return (f"the merge base {base} could not be tested (skipped), so git cannot be sure "
+            f"the first {terms.new} commit is between it and {new}")
 
 
 def parse_bisect_log(text: str) -> list[tuple[str, str]]:
