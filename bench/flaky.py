@@ -51,6 +51,31 @@ runs at p = 0.3 but 401, 417 and 423 at p = 0.1 (rates unknown, 200 trials each)
 git_bayesect's own selection rule (free builds, Beta priors) needs 146 runs and
 58 builds at p = 0.3 and the same 0.995 target (the git_bayesect row).  ``--inc``
 shows the engine at this project's measured (incremental) costs.
+
+Also measured and not taken (p = 0.3, eps = 0, rates unknown, 200 trials; 131.5
+runs today):
+
+* valuing a run by what it adds to the next n runs at the best other kernel (a
+  two-step look-ahead that credits runs on a bad kernel for what they teach about
+  p): n = 4, 8, 16 give 129.2, 134.6, 149.1.  Runs move from the parent to the bad
+  side, about one for one;
+* Chernoff's rule for sequential tests once the top answer holds >= 0.5 ... 0.99:
+  pick the built kernel where the evidence against the other answers grows
+  fastest *if the top one is true* (mass-weighted KL(top || other)), since
+  entropy rewards a kernel where the top answer predicts a near-sure pass even
+  when the alternative it tests holds little mass: 128.7 to 134.6;
+* leaving built kernels sooner (``_LEAVE`` 20, ``_WORTH`` 0.2): 111.5 runs, but
+  12.4 builds and 2.40 h instead of 2.08 h.  That is telling the engine builds are
+  cheaper than the cost model says, not a better search;
+* the end game alone, solved exactly: with the answer narrowed to the culprit or
+  its parent, p unknown under the default prior and eps = 0, dynamic programming
+  over (fails and passes on the bad side, passes on the parent) finds that from
+  5 failures in 15 bad-side runs on (8 in 26), the Bayes-optimal policy runs only
+  the parent, and needs 24 (21) passes at p = 0.3.  The search spends 32 there:
+  at most about 8 runs per bisection are left in the end game.  The rest of the
+  gap to the p-known row is on bad kernels, 36 runs against 14: a second failure
+  each while eps is unknown.  Told eps, the search spends those runs on good
+  kernels instead (81 against 64), a pass weighing little while p may be low.
 """
 
 from __future__ import annotations
